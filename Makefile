@@ -1,0 +1,45 @@
+# paperlib: every target creates/refreshes its own environment first.
+#   make test                 set up .venv, run lint + the whole test suite (CPU, < 15 min on 2 cores)
+#   make reproduce            run every notebook with PROFILE=paper (default) or PROFILE=quick
+#   make bench                side-by-side speed benchmarks
+# GPU users: `make reproduce TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128` installs the
+# CUDA build of the pinned torch version (the pin itself lives in constraints.txt only).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_INDEX_URL ?=
+PROFILE ?= paper
+DEVICE ?= auto
+SEEDS ?=
+# The data mirror: the environment variable wins; `make reproduce` also looks for ../shared/data.
+PAPERLIB_DATA_MIRROR ?=
+REPRO_MIRROR := $(or $(PAPERLIB_DATA_MIRROR),$(wildcard $(abspath ../shared/data)))
+STAMP := $(VENV)/.installed
+
+.PHONY: venv test lint reproduce bench clean-venv figures
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@echo "== setting up $(VENV) (see README: about 1 minute here) =="
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@if [ -n "$(TORCH_INDEX_URL)" ]; then \
+	  $(PY) -m pip install -q -c constraints.txt torch --index-url "$(TORCH_INDEX_URL)"; fi
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check paperlib tests notebooks
+
+test: $(STAMP) lint
+	$(PY) -m pytest -q
+
+include reproduce.mk
+
+bench: $(STAMP)
+	PAPERLIB_DATA_MIRROR="$(REPRO_MIRROR)" $(PY) -m paperlib.bench
+
+clean-venv:
+	rm -rf $(VENV)

@@ -47,6 +47,9 @@ class RoundContext:
         generator: the round's seeded CPU random generator; use it for any sampling.
         meter: the compute meter; a plugin that runs extra forward/backward passes reports
             them here (``meter.add_forward(batch)``) so the FLOP count stays honest.
+        heads: task-incremental (multi-head) scenarios only: a boolean ``(C, C)`` table whose
+            row ``c`` marks the classes sharing class ``c``'s head; losses and predictions for
+            a sample of class ``c`` use only those logits (``None`` = one shared head).
     """
 
     round_index: int
@@ -58,6 +61,7 @@ class RoundContext:
     device: torch.device
     generator: torch.Generator
     meter: ComputeMeter
+    heads: torch.Tensor | None = None
 
 
 @dataclass

@@ -1,0 +1,182 @@
+"""Named methods: a sample source x a weight scope x regularisers, with hyper-parameters.
+
+Each method's hyper-parameters and their defaults are declared in one place (its entry in
+:data:`METHODS`); every name is part of the run vocabulary (``paperlib run -p lam 10``).
+``epochs`` (a general parameter) is the budget unit: ``finetune`` makes ``epochs`` passes over
+the new chunk; budgeted methods make ``budget_factor * epochs`` passes' worth of steps.
+
+>>> sorted(METHODS)[:4]
+['bandit', 'bandit_samples_only', 'bandit_weights_only', 'ewc']
+>>> build_method("finetune", {}, epochs=1, seed=0).source.name
+'new_only'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from paperlib.config import Spec
+from paperlib.plugins import Plugin
+from paperlib.samples import AllSeen, NewOnly, RandomSamples, Replay, SampleBandit, SampleSource
+from paperlib.weights import AllWeights, RandomWeights, WeightBandit, WeightScope
+
+# Shared hyper-parameter declarations: name -> (Spec, default, where the default comes from).
+_HP: dict[str, tuple[Spec, Any, str]] = {
+    "budget_factor": (Spec("float", lo=0.01, help="steps = budget_factor * epochs * ceil(n_new/B)"),
+                      2.0, "ours"),
+    "memory_size": (Spec("int", lo=1, help="replay reservoir size (samples)"), 2000, "ours"),
+    "replay_ratio": (Spec("float", lo=0.0, hi=0.99, help="share of each batch from memory"),
+                     0.5, "Chaudhry et al. 2019"),
+    "sample_policy": (Spec("str", help="bandit policy over data groups"), "exp3s",
+                      "Graves et al. 2017 (Exp3.S for curricula)"),
+    "sample_grouping": (Spec("str", ("chunk", "class", "loss")), "chunk", "NOTES.md"),
+    "sample_reward": (Spec("str", ("progress", "holdout")), "progress", "Graves et al. 2017"),
+    "weight_policy": (Spec("str", help="k-of-G bandit policy over parameter groups"), "exp3m",
+                      "Uchiya et al. 2010"),
+    "k_groups": (Spec("float", lo=0.01, help="groups trained at once: int, or fraction of G"),
+                 0.5, "ours"),
+    "reselect_every": (Spec("int", lo=1, help="steps between weight-bandit choices"), 20, "ours"),
+    "lam_synapse": (Spec("float", lo=0.0, help="weight (synapse) term strength"), 1e-3,
+                    "authors' earlier code (NOTES.md)"),
+    "lam_neuron": (Spec("float", lo=0.0, help="neuron term strength"), 1e-3,
+                   "authors' earlier code (NOTES.md)"),
+    "importance": (Spec("str", ("fisher", "mas", "si")), "fisher", "authors' earlier code"),
+    "neuron_term": (Spec("bool"), True, "authors' earlier code"),
+    "neuron_mode": (Spec("str", ("round", "batch")), "round", "ours (batch = authors' code)"),
+    "importance_samples": (Spec("int", lo=1), 1024, "ours"),
+    "lam": (Spec("float", lo=0.0, help="regulariser strength"), None, "per method"),
+    "ewc_gamma": (Spec("float", lo=0.0, hi=1.0, help="online EWC Fisher decay"), 0.9,
+                  "Schwarz et al. 2018"),
+    "si_xi": (Spec("float", lo=0.0, help="SI damping"), 0.1, "Zenke et al. 2017"),
+}
+
+
+def _hp(*names: str, **overrides: Any) -> dict[str, Any]:
+    return {n: overrides.get(n, _HP[n][1]) for n in names}
+
+
+@dataclass
+class Built:
+    """A method instantiated for one run."""
+
+    source: SampleSource
+    scope: WeightScope
+    regularizers: list[Plugin] = field(default_factory=list)
+    reinit_each_round: bool = False
+
+
+@dataclass(frozen=True)
+class Method:
+    """A named retraining method: ``build(hparams, epochs, seed) -> Built``."""
+
+    name: str
+    description: str
+    hparams: dict[str, Any]
+    build: Callable[[dict[str, Any], float, int], Built]
+    reinit_each_round: bool = False
+
+
+def _sni(hp: dict[str, Any]) -> Plugin:
+    from paperlib.regularizers import SynapseNeuronImportance
+
+    return SynapseNeuronImportance(
+        lam_synapse=hp["lam_synapse"], lam_neuron=hp["lam_neuron"], importance=hp["importance"],
+        use_neuron_term=hp["neuron_term"], neuron_mode=hp["neuron_mode"],
+        importance_samples=hp["importance_samples"])
+
+
+def _sample_bandit(hp: dict[str, Any], epochs: float, seed: int, random: bool = False) -> SampleSource:
+    cls = RandomSamples if random else SampleBandit
+    kw = {} if random else {"policy": hp["sample_policy"], "reward": hp["sample_reward"]}
+    return cls(epochs=epochs, budget_factor=hp["budget_factor"], grouping=hp["sample_grouping"],
+               seed=seed, **kw)
+
+
+def _weight_bandit(hp: dict[str, Any], seed: int, random: bool = False) -> WeightScope:
+    if random:
+        return RandomWeights(k_groups=hp["k_groups"], reselect_every=hp["reselect_every"], seed=seed)
+    return WeightBandit(k_groups=hp["k_groups"], reselect_every=hp["reselect_every"],
+                        policy=hp["weight_policy"], seed=seed)
+
+
+def _regularized(reg_name: str, **args: str) -> Callable[[dict[str, Any], float, int], Built]:
+    """Fine-tuning plus one regulariser; ``args`` maps constructor arguments to hyper-parameters."""
+    def build(hp: dict[str, Any], epochs: float, seed: int) -> Built:
+        from paperlib.regularizers import make_regularizer
+
+        reg = make_regularizer(reg_name, **{arg: hp[name] for arg, name in args.items()})
+        return Built(NewOnly(epochs), AllWeights(), [reg])
+    return build
+
+
+_FISHER_ARGS = {"lam": "lam", "importance_samples": "importance_samples"}
+
+
+_PAPER_HP = ("budget_factor", "sample_policy", "sample_grouping", "sample_reward", "weight_policy",
+             "k_groups", "reselect_every", "lam_synapse", "lam_neuron", "importance",
+             "neuron_term", "neuron_mode", "importance_samples")
+_SAMPLE_HP = ("budget_factor", "sample_policy", "sample_grouping", "sample_reward")
+_WEIGHT_HP = ("budget_factor", "weight_policy", "k_groups", "reselect_every")
+_REG_HP = ("budget_factor", "lam_synapse", "lam_neuron", "importance", "neuron_term",
+           "neuron_mode", "importance_samples")
+
+METHODS: dict[str, Method] = {m.name: m for m in [
+    Method("finetune", "retrain on the new chunk only (all weights)", {},
+           lambda hp, e, s: Built(NewOnly(e), AllWeights())),
+    Method("full_retrain", "retrain on all data seen so far, warm start", {},
+           lambda hp, e, s: Built(AllSeen(e), AllWeights())),
+    Method("scratch", "retrain on all data seen so far from a fresh initialisation", {},
+           lambda hp, e, s: Built(AllSeen(e), AllWeights(), reinit_each_round=True),
+           reinit_each_round=True),
+    Method("replay", "new chunk + reservoir memory, half of each batch each",
+           _hp("budget_factor", "memory_size", "replay_ratio"),
+           lambda hp, e, s: Built(Replay(e, hp["memory_size"], hp["replay_ratio"],
+                                         hp["budget_factor"]), AllWeights())),
+    Method("bandit", "the paper's method: sample bandit + weight bandit + synapse/neuron "
+           "importance regulariser", _hp(*_PAPER_HP),
+           lambda hp, e, s: Built(_sample_bandit(hp, e, s), _weight_bandit(hp, s), [_sni(hp)])),
+    Method("bandit_samples_only", "ablation: sample bandit only (all weights, no regulariser)",
+           _hp(*_SAMPLE_HP), lambda hp, e, s: Built(_sample_bandit(hp, e, s), AllWeights())),
+    Method("bandit_weights_only", "ablation: weight bandit only (new chunk, no regulariser)",
+           _hp(*_WEIGHT_HP),
+           lambda hp, e, s: Built(NewOnly(e * hp["budget_factor"]), _weight_bandit(hp, s))),
+    Method("importance_reg_only", "ablation: synapse/neuron regulariser only (new chunk)",
+           _hp(*_REG_HP),
+           lambda hp, e, s: Built(NewOnly(e * hp["budget_factor"]), AllWeights(), [_sni(hp)])),
+    Method("random_samples", "ablation: the full method with uniformly random data groups",
+           _hp(*_PAPER_HP),
+           lambda hp, e, s: Built(_sample_bandit(hp, e, s, random=True), _weight_bandit(hp, s),
+                                  [_sni(hp)])),
+    Method("random_weights", "ablation: the full method with uniformly random weight groups",
+           _hp(*_PAPER_HP),
+           lambda hp, e, s: Built(_sample_bandit(hp, e, s), _weight_bandit(hp, s, random=True),
+                                  [_sni(hp)])),
+    Method("ewc", "EWC (Kirkpatrick et al. 2017): one Fisher penalty per past round",
+           _hp("lam", "importance_samples", lam=100.0), _regularized("ewc", **_FISHER_ARGS)),
+    Method("online_ewc", "online EWC (Schwarz et al. 2018): decayed running Fisher",
+           _hp("lam", "importance_samples", "ewc_gamma", lam=100.0),
+           _regularized("online_ewc", gamma="ewc_gamma", **_FISHER_ARGS)),
+    Method("si", "Synaptic Intelligence (Zenke et al. 2017)",
+           _hp("lam", "si_xi", lam=1.0), _regularized("si", lam="lam", xi="si_xi")),
+    Method("mas", "Memory Aware Synapses (Aljundi et al. 2018)",
+           _hp("lam", "importance_samples", lam=1.0), _regularized("mas", **_FISHER_ARGS)),
+]}
+
+
+def method_hparam_specs(name: str) -> dict[str, tuple[Spec, Any]]:
+    """``{hyper-parameter: (Spec, default)}`` of a method."""
+    return {k: (_HP[k][0], v) for k, v in METHODS[name].hparams.items()}
+
+
+def hparam_sources() -> dict[str, str]:
+    """Where each default comes from (paper / authors' code / field / ours)."""
+    return {k: v[2] for k, v in _HP.items()}
+
+
+def build_method(name: str, hparams: dict[str, Any], epochs: float, seed: int) -> Built:
+    """Instantiate method ``name`` with ``hparams`` (missing ones take their defaults)."""
+    method = METHODS[name]
+    hp = {**method.hparams, **hparams}
+    return method.build(hp, epochs, seed)

@@ -1,0 +1,162 @@
+"""The retraining engine: freezing, FLOP accounting, non-finite losses, the store, the CLI,
+and every named method end to end on scikit-learn's digits (no mirror needed)."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from paperlib.accounting import ComputeMeter
+from paperlib.cli import main as cli_main
+from paperlib.methods import METHODS, build_method
+from paperlib.models import mlp
+from paperlib.plugins import Plugin, RoundContext
+from paperlib.retrain import NonFiniteLossError, Retrainer, TrainSettings
+from paperlib.runner import run
+from paperlib.samples import NewOnly, SeenData
+from paperlib.streams import Chunk
+from paperlib.weights import AllWeights, FixedSubset
+
+SMOKE = {"dataset": "digits", "profile": "smoke", "device": "cpu"}
+
+
+def _round(model, scope, plugins=(), steps=5, round_index=1):
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.rand(64, 1, 8, 8, generator=gen), torch.randint(0, 10, (64,), generator=gen)
+    meter = ComputeMeter(model, (1, 8, 8))
+    ctx = RoundContext(round_index, model, None, Chunk(x, y, "c"), None, SeenData(), torch.device("cpu"),
+                       gen, meter)
+    cost = Retrainer(TrainSettings(batch_size=16)).run_round(ctx, NewOnly(1), scope, plugins, steps=steps)
+    return cost, meter
+
+
+class GradSpy(Plugin):
+    """Records which parameters hold a gradient right before each optimizer step."""
+
+    def __init__(self, model):
+        self.model, self.with_grad = model, []
+
+    def before_update(self, step):
+        self.with_grad.append({n for n, p in self.model.named_parameters() if p.grad is not None})
+
+
+def test_frozen_groups_get_no_gradient_and_fewer_flops():
+    torch.manual_seed(0)
+    model = mlp((1, 8, 8), 10, widths=(32, 16))
+    spy = GradSpy(model)
+    cost_head, meter = _round(model, FixedSubset(("head",)), [spy])
+    assert all(s == {"blocks.head.weight", "blocks.head.bias"} for s in spy.with_grad)
+    assert all(p.requires_grad for p in model.parameters()), "requires_grad restored after the round"
+    cost_all, _ = _round(model, AllWeights())
+    assert cost_head.train_flops < cost_all.train_flops
+    # per step: forward 5440*16 + head weight grads 320*16 (no input grads below the head)
+    assert cost_head.train_flops == pytest.approx(5 * 16 * (5440 + 320))
+    assert cost_head.trainable_fraction == pytest.approx(meter.trainable_fraction(["head"]))
+    assert cost_all.trainable_fraction == 1.0
+
+
+def test_frozen_lower_layers_skip_backward_entirely():
+    torch.manual_seed(0)
+    model = mlp((1, 8, 8), 10, widths=(32, 16))
+    calls = []
+    model.blocks["fc1"].register_full_backward_hook(lambda *a: calls.append(1))
+    _round(model, FixedSubset(("fc2", "head")), steps=3)
+    assert calls == [], "autograd must not reach groups below the lowest trainable one"
+
+
+class NaNAt(Plugin):
+    def __init__(self, step):
+        self.step = step
+
+    def penalty(self, step):
+        return torch.tensor(float("nan")) if step.step == self.step else None
+
+
+def test_non_finite_loss_names_round_and_step():
+    with pytest.raises(NonFiniteLossError, match=r"round 2, step 3"):
+        _round(mlp((1, 8, 8), 10, widths=(8,)), AllWeights(), [NaNAt(3)], round_index=2)
+
+
+def test_nan_run_leaves_finished_results_untouched(tmp_path, monkeypatch):
+    done = run({**SMOKE, "method": "finetune"}, results=tmp_path)
+    before = {p.name: p.read_bytes() for p in done.path.iterdir()}
+    import paperlib.runner as runner_mod
+
+    def with_nan(name, hparams, epochs, seed):
+        built = build_method(name, hparams, epochs, seed)
+        built.regularizers.append(NaNAt(2))
+        return built
+
+    monkeypatch.setattr(runner_mod, "build_method", with_nan)
+    with pytest.raises(NonFiniteLossError, match="round 0, step 2"):
+        run({**SMOKE, "method": "finetune", "seed": 7}, results=tmp_path)
+    assert {p.name: p.read_bytes() for p in done.path.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == [done.path.name], "no partial run folder"
+
+
+def test_rerun_is_a_cache_hit_and_parameters_change_the_key(tmp_path):
+    first = run({**SMOKE, "method": "finetune"}, results=tmp_path)
+    second = run({**SMOKE, "method": "finetune"}, results=tmp_path)
+    assert not first.cached and second.cached and second.path == first.path
+    assert second.summary == json.loads((first.path / "summary.json").read_text())
+    other = run({**SMOKE, "method": "finetune", "seed": 1}, results=tmp_path)
+    assert other.path != first.path and not other.cached
+    forced = run({**SMOKE, "method": "finetune"}, results=tmp_path, force=True)
+    assert not forced.cached and forced.path == first.path
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_method_runs(method):
+    result = run({**SMOKE, "method": method}, store=False)
+    s = result.summary
+    assert 0.0 <= s["final_avg_accuracy"] <= 1.0 and s["rounds"] == 2
+    assert s["train_flops"] > 0 and s["grad_steps"] > 0 and 0 < s["trainable_fraction"] <= 1
+    assert not math.isnan(s["prequential_accuracy"])
+    if "weight" in method or method in ("bandit", "random_samples", "random_weights"):
+        if method != "bandit_samples_only":
+            assert s["trainable_fraction"] < 1.0
+            assert "weight_groups" in result.tables
+    if method in ("bandit", "bandit_samples_only", "random_weights"):
+        assert set(result.tables["sample_arms"]["arm"]) >= {"new", "round 0"}
+
+
+def test_same_seed_same_first_model_across_methods():
+    a = run({**SMOKE, "method": "finetune"}, store=False).rounds.iloc[0]
+    b = run({**SMOKE, "method": "ewc"}, store=False).rounds.iloc[0]
+    assert a["acc/all"] == b["acc/all"]
+
+
+def test_deployment_guard_records_rejections():
+    # An absurd learning rate makes retraining worse; a zero tolerance guard must keep the
+    # served model and say so.
+    r = run({**SMOKE, "method": "finetune", "lr": 0.5, "guard_tolerance": 0.0}, store=False)
+    later = r.rounds[r.rounds["round"] >= 1]
+    assert (~later["deployed"]).sum() == r.summary["deployments_rejected"] >= 1
+    rejected = later[~later["deployed"]]
+    assert (rejected["guard_accuracy_new"] < rejected["guard_accuracy_old"]).all()
+    assert (rejected["negative_flip_rate"] == 0).all()
+
+
+def test_multi_head_split_task_runs():
+    r = run({**SMOKE, "scenario": "split_task", "method": "si"}, store=False)
+    assert list(r.accuracy_matrix.columns) == [f"task {t}" for t in range(5)]
+    assert r.summary["final_avg_accuracy"] > 0.5  # two-way choices: chance is 0.5
+
+
+def test_cli_summary_json_and_parameter_errors(tmp_path, capsys):
+    out = tmp_path / "s.json"
+    code = cli_main(["run", "-p", "dataset", "digits", "-p", "profile", "smoke", "-p", "device",
+                     "cpu", "-p", "method", "replay", "--summary-json", str(out), "--quiet",
+                     "--results", str(tmp_path / "results")])
+    assert code == 0
+    s = json.loads(out.read_text())
+    for key in ("method", "dataset", "scenario", "seed", "final_avg_accuracy",
+                "final_accuracy_by_split", "forgetting", "prequential_accuracy",
+                "negative_flip_rate", "retrain_seconds", "train_flops", "trainable_fraction",
+                "results_path"):
+        assert key in s
+    assert s["method"] == "replay" and s["final_accuracy_by_split"].keys() == {"all"}
+    code = cli_main(["run", "-p", "dataset", "digits", "-p", "epoch", "2"])
+    assert code == 2
+    assert "unknown parameter 'epoch'" in capsys.readouterr().err

@@ -138,6 +138,29 @@ def build_model(name: str, input_shape: Sequence[int], n_classes: int,
     raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
 
 
+def masked_logits(logits: torch.Tensor, classes: Sequence[int] | torch.Tensor | None) -> torch.Tensor:
+    """Set the logits outside ``classes`` to ``-inf`` (multi-head losses); ``None`` -> unchanged.
+
+    ``classes``: a sequence of class ids, or a boolean mask broadcastable to ``logits``
+    ``(B, C)``, e.g. ``(C,)`` or per-sample ``(B, C)``.
+
+    >>> masked_logits(torch.zeros(1, 4), (1, 2)).tolist()
+    [[-inf, 0.0, 0.0, -inf]]
+    """
+    if classes is None:
+        return logits
+    return logits.masked_fill(~class_mask(classes, logits), float("-inf"))
+
+
+def class_mask(classes: Sequence[int] | torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """``classes`` as a boolean mask broadcastable to ``logits`` ``(..., C)``."""
+    if isinstance(classes, torch.Tensor):
+        return classes.to(device=logits.device, dtype=torch.bool)
+    keep = torch.zeros(logits.shape[-1], dtype=torch.bool, device=logits.device)
+    keep[list(classes)] = True
+    return keep
+
+
 def resolve_device(device: str = "auto") -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU; ``"cuda"`` fails clearly when absent."""
     if device == "auto":

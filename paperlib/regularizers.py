@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
+from paperlib.models import class_mask, masked_logits
 from paperlib.plugins import Plugin, RoundContext, StepContext
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -54,29 +55,6 @@ _VMAP_ELEMENTS = 1 << 25
 # --------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------
-
-
-def masked_logits(logits: torch.Tensor, classes: Classes) -> torch.Tensor:
-    """Set the logits outside ``classes`` to ``-inf`` (multi-head losses); ``None`` -> unchanged.
-
-    ``classes``: a sequence of class ids, or a boolean mask broadcastable to ``logits``
-    ``(B, C)``, e.g. ``(C,)`` or per-sample ``(B, C)``.
-
-    >>> masked_logits(torch.zeros(1, 4), (1, 2)).tolist()
-    [[-inf, 0.0, 0.0, -inf]]
-    """
-    if classes is None:
-        return logits
-    return logits.masked_fill(~_keep(classes, logits), float("-inf"))
-
-
-def _keep(classes: Sequence[int] | torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-    """``classes`` as a boolean mask broadcastable to ``logits`` ``(..., C)``."""
-    if isinstance(classes, torch.Tensor):
-        return classes.to(device=logits.device, dtype=torch.bool)
-    keep = torch.zeros(logits.shape[-1], dtype=torch.bool, device=logits.device)
-    keep[list(classes)] = True
-    return keep
 
 
 def _per_sample(classes: Classes) -> bool:
@@ -228,7 +206,7 @@ def mas_importance(model: nn.Module, x: torch.Tensor, classes: Classes = None,
 
     def half_sq_norm(out: torch.Tensor, *mask: torch.Tensor) -> torch.Tensor:
         if classes is not None:
-            out = out.masked_fill(~_keep(mask[0] if per_sample else classes, out), 0.0)
+            out = out.masked_fill(~class_mask(mask[0] if per_sample else classes, out), 0.0)
         return 0.5 * out.pow(2).sum()
 
     _report(meter, len(x))

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from paperlib.accounting import RoundCost
+from paperlib.models import masked_logits
 from paperlib.plugins import Plugin, RoundContext, StepContext
 from paperlib.samples import SampleSource
 from paperlib.weights import WeightScope
@@ -44,10 +45,13 @@ class TrainSettings:
     weight_decay: float = 0.0
 
     def make_optimizer(self, params: Iterator[nn.Parameter]) -> torch.optim.Optimizer:
+        # foreach: one multi-tensor kernel per update instead of one per parameter tensor
+        # (PyTorch's default on CUDA; on CPU it avoids per-tensor dispatch overhead).
         if self.optimizer == "adam":
-            return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+            return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay, foreach=True)
         if self.optimizer == "sgd":
-            return torch.optim.SGD(params, lr=self.lr, momentum=0.9, weight_decay=self.weight_decay)
+            return torch.optim.SGD(params, lr=self.lr, momentum=0.9, weight_decay=self.weight_decay,
+                                   foreach=True)
         raise ValueError(f"optimizer must be 'adam' or 'sgd', not {self.optimizer!r}")
 
 
@@ -68,18 +72,7 @@ def heads_table(heads: Sequence[Sequence[int]] | None, n_classes: int) -> torch.
 
 def apply_heads(logits: torch.Tensor, y: torch.Tensor, heads: torch.Tensor | None) -> torch.Tensor:
     """Mask each row's logits to its label's head (multi-head); unchanged when ``heads`` is None."""
-    if heads is None:
-        return logits
-    return logits.masked_fill(~heads[y], float("-inf"))
-
-
-def mask_classes(logits: torch.Tensor, classes: Sequence[int] | None) -> torch.Tensor:
-    """Keep only ``classes`` (task-incremental evaluation); unchanged when ``classes`` is None."""
-    if classes is None:
-        return logits
-    keep = torch.zeros(logits.shape[-1], dtype=torch.bool, device=logits.device)
-    keep[list(classes)] = True
-    return logits.masked_fill(~keep, float("-inf"))
+    return logits if heads is None else masked_logits(logits, heads[y])
 
 
 @contextlib.contextmanager
@@ -128,7 +121,7 @@ def predict(model: nn.Module, x: torch.Tensor, classes: Sequence[int] | None = N
     model.eval()
     device = next(model.parameters()).device
     try:
-        preds = [mask_classes(model(x[i:i + batch_size].to(device)), classes).argmax(1)
+        preds = [masked_logits(model(x[i:i + batch_size].to(device)), classes).argmax(1)
                  for i in range(0, len(x), batch_size)]
     finally:
         model.train(was_training)

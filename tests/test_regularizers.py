@@ -26,6 +26,7 @@ from paperlib.regularizers import (
     mas_importance,
     masked_logits,
     neuron_importance,
+    squared_batch_gradients,
 )
 from paperlib.samples import SeenData
 from paperlib.streams import Chunk
@@ -196,11 +197,28 @@ def test_sni_without_neuron_term_is_the_fisher_synapse_term() -> None:
     ctx = sim.begin(make_chunk(24, seed=1))
     perturb(sim.model)
     step = make_step(ctx, ctx.new_chunk.x[:8], ctx.new_chunk.y[:8])
-    fisher = fisher_diagonal(sim.served[-1], sim.seen.x, sim.seen.y)
+    # 24 seen samples < one mini-batch of 128: the authors' estimator is the squared gradient
+    # of the mean loss over all of them, whatever order they were drawn in.
+    fisher = squared_batch_gradients(sim.served[-1], sim.seen.x, sim.seen.y)
     old = dict(sim.served[-1].named_parameters())
     per_tensor = [(fisher[n] * (p - old[n]).pow(2)).sum() for n, p in sim.model.named_parameters()]
     expected = 2.0 * 0.5 * torch.stack(per_tensor).mean()
     torch.testing.assert_close(plugin.penalty(step), expected)
+
+
+def test_squared_batch_gradients_by_hand() -> None:
+    torch.manual_seed(0)
+    model = mlp((4,), 3, widths=(5,))
+    x, y = torch.randn(6, 4), torch.randint(0, 3, (6,))
+    expected = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
+    for s in (slice(0, 4), slice(4, 6)):
+        model.zero_grad()
+        torch.nn.functional.cross_entropy(model(x[s]), y[s]).backward()
+        for n, p in model.named_parameters():
+            expected[n] += p.grad.pow(2) / 2
+    got = squared_batch_gradients(model, x, y, batch_size=4)
+    for n in expected:
+        torch.testing.assert_close(got[n], expected[n])
 
 
 def test_sni_batch_mode_reports_more_flops_than_round_mode() -> None:

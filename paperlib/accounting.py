@@ -113,7 +113,13 @@ class ComputeMeter:
             model, groups, tuple(input_shape) if input_shape else _infer_input_shape(model))
         self.forward_flops_per_sample = sum(self.group_flops.values())
         self._cuda = next(model.parameters()).is_cuda
-        self._open = False
+        self._reset()
+
+    def _reset(self) -> None:
+        self.steps = 0
+        self.samples = 0
+        self.flops = 0.0
+        self._fraction_sum = 0.0
 
     # --- pure cost model -------------------------------------------------------------------
     def step_flops(self, batch_size: int, trainable: Iterable[str]) -> float:
@@ -137,14 +143,10 @@ class ComputeMeter:
     # --- round bookkeeping -----------------------------------------------------------------
     def start_round(self) -> None:
         """Reset the counters and start the round's clock."""
-        self.steps = 0
-        self.samples = 0
-        self.flops = 0.0
-        self._fraction_sum = 0.0
+        self._reset()
         if self._cuda:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
-        self._open = True
         self._t0 = time.perf_counter()
 
     def add_step(self, batch_size: int, trainable: Iterable[str]) -> None:
@@ -173,7 +175,6 @@ class ComputeMeter:
         else:
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             peak = int(rss if sys.platform == "darwin" else rss * 1024)
-        self._open = False
         return RoundCost(
             retrain_seconds=seconds,
             grad_steps=self.steps,

@@ -1,0 +1,133 @@
+"""Sample sources and weight scopes: the store, replay, the sample bandit's arms and budget,
+and the weight bandit's path-integral reward."""
+
+import torch
+
+from paperlib.accounting import ComputeMeter
+from paperlib.models import mlp
+from paperlib.plugins import Plugin, RoundContext
+from paperlib.retrain import Retrainer, TrainSettings
+from paperlib.samples import QuantileScaler, Replay, SampleBandit, SeenData
+from paperlib.streams import Chunk
+from paperlib.weights import RandomWeights, WeightBandit
+
+
+def _chunk(n, classes, seed, name="c"):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.tensor(classes)[torch.randint(len(classes), (n,), generator=g)]
+    return Chunk(torch.rand(n, 1, 8, 8, generator=g), y, name)
+
+
+def _ctx(model, new, seen, r=1):
+    return RoundContext(r, model, model, new, None, seen, torch.device("cpu"),
+                        torch.Generator().manual_seed(r), ComputeMeter(model, (1, 8, 8)))
+
+
+def test_reservoir_keeps_every_sample_with_equal_probability():
+    hits = torch.zeros(1000)
+    for seed in range(200):
+        store = SeenData(100, generator=torch.Generator().manual_seed(seed))
+        for k in range(10):
+            idx = torch.arange(k * 100, (k + 1) * 100)
+            store.add(Chunk(idx.float()[:, None], idx, "c"), k)
+        assert len(store) == 100 and store.n_seen == 1000
+        assert len(set(store.y.tolist())) == 100, "no sample stored twice"
+        hits[store.y] += 1
+    rate = hits / 200
+    assert abs(rate[:500].mean() - 0.1) < 0.01 and abs(rate[500:].mean() - 0.1) < 0.01
+    # the later rounds' arrival labels are kept alongside the samples
+    assert (store.arrival == store.y // 100).all()
+
+
+def test_replay_mixes_memory_into_every_batch_and_matches_the_bandit_budget():
+    model = mlp((1, 8, 8), 10, widths=(8,))
+    seen = SeenData()
+    seen.add(_chunk(300, [0, 1, 2, 3, 4], 0), 0)
+    new = _chunk(200, [5, 6, 7, 8, 9], 1)
+    replay = Replay(epochs=1, memory_size=50, replay_ratio=0.5, budget_factor=2)
+    steps = replay.start_round(_ctx(model, new, seen), batch_size=20)
+    x, y, _ = replay.next_batch()
+    assert (y[:10] >= 5).all() and (y[10:] < 5).all(), "first half new, second half memory"
+    bandit = SampleBandit(epochs=1, budget_factor=2)
+    assert bandit.start_round(_ctx(model, new, seen), batch_size=20) == steps == 20
+
+
+def test_sample_bandit_arms_by_grouping():
+    model = mlp((1, 8, 8), 10, widths=(8,))
+    seen = SeenData()
+    seen.add(_chunk(60, [0, 1], 0), 0)
+    seen.add(_chunk(60, [2, 3], 1), 1)
+    new = _chunk(30, [4], 2)
+    expect = {"chunk": ["new", "round 0", "round 1"],
+              "class": ["new", "class 0", "class 1", "class 2", "class 3"],
+              "loss": ["new", "loss q1/4", "loss q2/4", "loss q3/4", "loss q4/4"]}
+    for grouping, names in expect.items():
+        source = SampleBandit(grouping=grouping)
+        source.start_round(_ctx(model, new, seen, r=2), batch_size=8)
+        assert source.arm_names == names
+        for _ in range(20):
+            x, y, arm = source.next_batch()
+            if grouping == "class" and arm > 0:
+                assert (y == int(names[arm].split()[1])).all()
+            if grouping == "chunk" and arm == 0:
+                assert (y == 4).all()
+
+
+def test_quantile_scaler_maps_into_unit_interval():
+    s = QuantileScaler()
+    vals = [s(v) for v in torch.randn(300).tolist()]
+    assert min(vals) >= 0 and max(vals) <= 1 and 0.2 < sum(vals) / len(vals) < 0.8
+
+
+class ExactPath(Plugin):
+    """Reference: -sum g * delta_theta per group, from parameter copies."""
+
+    def __init__(self, scope):
+        self.scope, self.total = scope, {}
+
+    def before_update(self, step):
+        self.before = {g: [p.detach().clone() for p in self.scope.params[g]]
+                       for g in self.scope.active}
+
+    def after_step(self, step):
+        for g, b in self.before.items():
+            c = sum(-(p.grad * (p.detach() - p0)).sum() for p, p0 in
+                    zip(self.scope.params[g], b, strict=True) if p.grad is not None)
+            self.total[g] = self.total.get(g, 0.0) + float(c)
+
+
+def test_weight_bandit_reward_is_the_path_integral_and_k_groups_train():
+    torch.manual_seed(0)
+    model = mlp((1, 8, 8), 10, widths=(16, 8))
+    new = _chunk(256, list(range(10)), 3)
+    scope = WeightBandit(k_groups=2, reselect_every=1000, seed=0)
+    spy = ExactPath(scope)
+    ctx = _ctx(model, new, SeenData(), r=1)
+    settings = TrainSettings(batch_size=32, lr=1e-2)
+    from paperlib.samples import NewOnly
+
+    # run the round's steps but stop before the period closes, to read the accumulators
+    scope_close = scope._close_period
+    scope._close_period = lambda: None
+    Retrainer(settings).run_round(ctx, NewOnly(1), scope, [spy], steps=15)
+    scope._close_period = scope_close
+    assert len(spy.total) == 2
+    for g, exact in spy.total.items():
+        assert abs(float(scope.contrib[g]) - exact) <= 1e-4 * max(1.0, abs(exact))
+    trained = [row["group"] for row in scope.log if row["trained"]]
+    assert len(trained) == 2
+
+
+def test_random_weights_choose_k_groups_per_period():
+    torch.manual_seed(0)
+    model = mlp((1, 8, 8), 10, widths=(16, 8))
+    scope = RandomWeights(k_groups=1, reselect_every=5, seed=3)
+    ctx = _ctx(model, _chunk(128, list(range(10)), 4), SeenData())
+    from paperlib.samples import NewOnly
+
+    Retrainer(TrainSettings(batch_size=16)).run_round(ctx, NewOnly(1), scope, [], steps=20)
+    per_period = {}
+    for row in scope.log:
+        per_period.setdefault(row["step"], []).append(row["trained"])
+    assert sorted(per_period) == [0, 5, 10, 15]
+    assert all(sum(v) == 1 for v in per_period.values())

@@ -9,7 +9,7 @@ range-checked.
 
 >>> cfg = RunConfig.from_params({"dataset": "digits", "method": "finetune", "profile": "smoke"})
 >>> cfg.dataset, cfg.method, cfg.epochs
-('digits', 'finetune', 1)
+('digits', 'finetune', 1.0)
 >>> RunConfig.from_params({"datset": "digits"})
 Traceback (most recent call last):
 ...

@@ -24,6 +24,7 @@ True
 from __future__ import annotations
 
 import copy
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -213,7 +214,9 @@ def simulate(cfg: RunConfig, stream: Stream, progress: bool = False) -> tuple[pd
                       ("sample_trace", getattr(built.source, "trace", [])),
                       ("weight_groups", getattr(built.scope, "log", []))):
         if log:
-            tables[name] = pd.DataFrame(log).assign(method=cfg.method, seed=cfg.seed)
+            tables[name] = pd.DataFrame(log).assign(
+                method=cfg.method, seed=cfg.seed, dataset=cfg.dataset, scenario=cfg.scenario,
+                profile=cfg.profile)
     return rounds, tables
 
 
@@ -233,7 +236,7 @@ def stream_for(cfg: RunConfig) -> Stream:
         kw.update(n_domains=cfg.n_domains)
     elif cfg.scenario == "stream":
         kw = {"n_chunks": cfg.n_chunks, "initial_chunks": cfg.initial_chunks,
-              "probe_size": cfg.probe_size}
+              "probe_size": cfg.probe_size, "max_train": cfg.max_train}
     elif cfg.scenario == "split_task":
         kw.update(n_tasks=cfg.n_tasks)
     return build_stream(cfg.dataset, cfg.scenario, seed=cfg.seed, **kw)
@@ -244,6 +247,8 @@ def run(params: Mapping[str, Any] | RunConfig, *, store: bool = True, force: boo
     """Validate ``params``, then return the stored result of this configuration if one exists
     (a cache hit) or simulate it and store it atomically."""
     cfg = params if isinstance(params, RunConfig) else RunConfig.from_params(params)
+    if os.environ.get("PAPERLIB_THREADS"):  # e.g. 1 per process under `make -j`; not in the key
+        torch.set_num_threads(int(os.environ["PAPERLIB_THREADS"]))
     device = resolve_device(cfg.device).type
     key = cfg.key(device)
     root = Path(results) if results is not None else results_root()

@@ -239,7 +239,7 @@ class QuantileScaler:
     >>> [round(s(r), 2) for r in (1.0, 2.0, 3.0, 4.0, 5.0)]
     [0.5, 1.0, 1.0, 1.0, 1.0]
     >>> round(s(-10.0), 2), round(s(3.0), 2)
-    (0.0, 0.5)
+    (0.0, 0.69)
     """
 
     def __init__(self, window: int = 500) -> None:

@@ -32,7 +32,7 @@ REPRO_OUT := $(addprefix $(EXEC_DIR)/,$(addsuffix .ipynb,$(REPRO_NOTEBOOKS)))
 .PHONY: reproduce reproduce-notebooks $(addprefix reproduce-,$(REPRO_NOTEBOOKS))
 
 reproduce: reproduce-notebooks
-	$(PY) -m paperlib.report --profile $(PROFILE)
+	$(PY) -m paperlib.report --profile $(PROFILE) --readme README.md
 	@echo "== figures in figures/, tables in figures/tables/, executed notebooks in $(EXEC_DIR)/ =="
 
 reproduce-notebooks: $(REPRO_OUT)

@@ -90,9 +90,13 @@ def bench_engine(device: torch.device, arch: str, steps: int, repeats: int) -> d
     hand_loop(model, x, y, 10, settings)  # warm-up
     engine_round(model, x, y, 10, settings)
     hand, eng = [], []
-    for _ in range(repeats):  # interleaved A/B so drift hits both sides alike
-        hand.append(hand_loop(model, x, y, steps, settings) / steps)
+    for r in range(repeats):  # interleaved, alternating which goes first, so drift and
+        first_hand = r % 2 == 0  # position effects hit both sides alike
+        if first_hand:
+            hand.append(hand_loop(model, x, y, steps, settings) / steps)
         eng.append(engine_round(model, x, y, steps, settings)[0] / steps)
+        if not first_hand:
+            hand.append(hand_loop(model, x, y, steps, settings) / steps)
     h, e = statistics.median(hand), statistics.median(eng)
     return {"arch": arch, "device": device.type, "steps": steps, "repeats": repeats,
             "hand_ms_per_step": 1e3 * h, "engine_ms_per_step": 1e3 * e, "ratio": e / h}
@@ -109,11 +113,16 @@ def bench_freezing(device: torch.device, arch: str, steps: int, repeats: int) ->
     rows = []
     for label, subset in scopes.items():
         t_all, t_sub = [], []
-        for _ in range(repeats):
-            sec, flops_all = engine_round(model, x, y, steps, settings, AllWeights())
-            t_all.append(sec)
-            sec, flops_sub = engine_round(model, x, y, steps, settings, FixedSubset(tuple(subset)))
-            t_sub.append(sec)
+        for r in range(repeats):
+            runs = [("all", AllWeights()), ("sub", FixedSubset(tuple(subset)))]
+            for kind, scope in runs if r % 2 == 0 else runs[::-1]:
+                sec, flops = engine_round(model, x, y, steps, settings, scope)
+                if kind == "all":
+                    t_all.append(sec)
+                    flops_all = flops
+                else:
+                    t_sub.append(sec)
+                    flops_sub = flops
         rows.append(_freeze_row(label, statistics.median(t_all), statistics.median(t_sub),
                                 flops_all, flops_sub))
     for k in (1, 2):
@@ -161,6 +170,12 @@ def _print_table(rows: list[dict[str, Any]], cols: list[str]) -> None:
         print("  ".join(_fmt(r[c]).rjust(widths[c]) for c in cols))
 
 
+def _markdown(rows: list[dict[str, Any]], cols: list[str]) -> str:
+    lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
+    lines += ["| " + " | ".join(_fmt(r[c]) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
+
+
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.3e}" if abs(v) >= 1e5 else f"{v:.4f}"
@@ -176,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", default="0", help="comma-separated seeds for part 2b")
     p.add_argument("--profile", default="quick", help="profile for part 2b")
     p.add_argument("--out", type=Path, default=Path("results/bench.json"))
+    p.add_argument("--readme", type=Path, default=None,
+                   help="splice a Markdown summary between '<!-- bench:start/end -->' markers")
     a = p.parse_args(argv)
     from paperlib.models import resolve_device
 
@@ -216,6 +233,21 @@ def main(argv: list[str] | None = None) -> int:
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(out, indent=2))
     print(f"\nwritten {a.out}")
+    if a.readme is not None and a.part == "all":
+        from paperlib.report import splice_readme
+
+        md = [f"Measured by `make bench` on {device.type} ({out['threads']} threads, "
+              f"torch {out['torch']}); medians of {a.repeats} interleaved repeats.", "",
+              "Part 1, engine step / hand-written loop:", "",
+              _markdown(out["engine"], ["arch", "hand_ms_per_step", "engine_ms_per_step", "ratio"]),
+              "", "Part 2a, freezing (LeNet, batch 128):", "",
+              _markdown(out["freezing"], ["scope", "flop_ratio", "time_ratio",
+                                          "predicted_saving", "measured_saving", "realised_share"]),
+              "", f"Part 2b, MNIST, profile {a.profile}, seeds {a.seeds}:", "",
+              _markdown(out["method_ratios"], ["scenario", "accuracy_gap_vs_full",
+                                               "time_ratio_vs_full", "flop_ratio_vs_full"])]
+        splice_readme(a.readme, "\n".join(md), "<!-- bench:start -->", "<!-- bench:end -->")
+        print(f"updated the benchmark section of {a.readme}")
     return 0
 
 

@@ -450,6 +450,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--figures-dir", type=Path, default=REPO_ROOT / "figures")
     parser.add_argument("--results", type=Path, default=None, help="results root")
     parser.add_argument("--all", action="store_true", help="every run in the results store")
+    parser.add_argument("--readme", type=Path, default=None,
+                        help="also splice the snippet into this file between "
+                             "'<!-- results:start -->' and '<!-- results:end -->'")
     args = parser.parse_args(argv)
     results = args.results or results_root()
     if args.all:
@@ -475,7 +478,29 @@ def main(argv: list[str] | None = None) -> int:
                           params=params, summaries=summaries)
     print(f"wrote {args.figures_dir / 'tables'}/results.csv|md and {readme} "
           f"({len(summaries)} runs, {len(table)} rows)")
+    if args.readme is not None:
+        splice_readme(args.readme, readme.read_text())
+        print(f"updated the results section of {args.readme}")
     return 0
+
+
+def splice_readme(path: Path, snippet: str, start: str = "<!-- results:start -->",
+                  end: str = "<!-- results:end -->") -> None:
+    r"""Replace the text between the ``start`` and ``end`` markers of ``path`` with ``snippet``.
+
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "R.md"
+    >>> _ = p.write_text("a\n<!-- results:start -->\nold\n<!-- results:end -->\nb\n")
+    >>> splice_readme(p, "new table")
+    >>> p.read_text()
+    'a\n<!-- results:start -->\nnew table\n<!-- results:end -->\nb\n'
+    """
+    text = path.read_text()
+    if start not in text or end not in text:
+        raise ValueError(f"{path} lacks the markers {start!r} ... {end!r}")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    _atomic_write(path, f"{head}{start}\n{snippet.strip()}\n{end}{tail}")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,9 @@ from typing import Any
 import pandas as pd
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+#: Paths whose uncommitted changes mark a run's git revision "+dirty".
+CODE_PATHS = ("paperlib", "notebooks", "pyproject.toml", "constraints.txt", "Makefile",
+              "reproduce.mk")
 
 
 def results_root() -> Path:
@@ -58,8 +61,11 @@ def git_revision() -> str:
     try:
         rev = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO_ROOT,
                              capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=10).stdout
+        # Only files that can change a result count; generated outputs (figures/, README.md)
+        # being rewritten by the reproduction itself does not make the code dirty.
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                *CODE_PATHS], cwd=REPO_ROOT, capture_output=True, text=True,
+                               timeout=10).stdout
         return rev + ("+dirty" if dirty.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"

@@ -15,9 +15,10 @@ each hidden block's post-activation output, which the neuron-importance regulari
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
@@ -159,6 +160,24 @@ def class_mask(classes: Sequence[int] | torch.Tensor, logits: torch.Tensor) -> t
     keep = torch.zeros(logits.shape[-1], dtype=torch.bool, device=logits.device)
     keep[list(classes)] = True
     return keep
+
+
+@contextlib.contextmanager
+def frozen_bn_stats(model: nn.Module) -> Iterator[None]:
+    """Within the block, batch-norm layers in train mode use batch statistics but do not
+    update their running statistics (momentum 0), so an extra measuring forward pass does not
+    change the model."""
+    saved = []
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            saved.append((m, m.momentum))
+            m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, momentum in saved:
+            m.momentum = momentum
+
 
 
 def resolve_device(device: str = "auto") -> torch.device:

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from paperlib.models import class_mask, masked_logits
+from paperlib.models import class_mask, frozen_bn_stats, masked_logits
 from paperlib.plugins import Plugin, RoundContext, StepContext
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -72,19 +72,14 @@ def _mask_for(y: torch.Tensor, classes: Classes = None,
 @contextlib.contextmanager
 def _mode(model: nn.Module, train: bool) -> Iterator[None]:
     """Run ``model`` in train/eval mode; in train mode batch norm uses batch statistics but
-    leaves its running statistics unchanged (momentum 0)."""
-    was, saved = model.training, []
+    leaves its running statistics unchanged (:func:`~paperlib.models.frozen_bn_stats`)."""
+    was = model.training
     model.train(train)
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            saved.append((m, m.momentum))
-            m.momentum = 0.0
     try:
-        yield
+        with frozen_bn_stats(model):
+            yield
     finally:
         model.train(was)
-        for m, momentum in saved:
-            m.momentum = momentum
 
 
 def _snapshot(model: nn.Module) -> Importance:

@@ -6,7 +6,6 @@ that its per-step overhead stays within a few percent of a hand-written loop (``
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from paperlib.accounting import RoundCost
-from paperlib.models import masked_logits
+from paperlib.models import frozen_bn_stats, masked_logits
 from paperlib.plugins import Plugin, RoundContext, StepContext
 from paperlib.samples import SampleSource
 from paperlib.weights import WeightScope
@@ -73,23 +72,6 @@ def heads_table(heads: Sequence[Sequence[int]] | None, n_classes: int) -> torch.
 def apply_heads(logits: torch.Tensor, y: torch.Tensor, heads: torch.Tensor | None) -> torch.Tensor:
     """Mask each row's logits to its label's head (multi-head); unchanged when ``heads`` is None."""
     return logits if heads is None else masked_logits(logits, heads[y])
-
-
-@contextlib.contextmanager
-def frozen_bn_stats(model: nn.Module) -> Iterator[None]:
-    """Within the block, batch-norm layers in train mode use batch statistics but do not
-    update their running statistics (momentum 0), so an extra measuring forward pass does not
-    change the model."""
-    saved = []
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            saved.append((m, m.momentum))
-            m.momentum = 0.0
-    try:
-        yield
-    finally:
-        for m, momentum in saved:
-            m.momentum = momentum
 
 
 @torch.no_grad()

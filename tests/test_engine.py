@@ -160,3 +160,13 @@ def test_cli_summary_json_and_parameter_errors(tmp_path, capsys):
     code = cli_main(["run", "-p", "dataset", "digits", "-p", "epoch", "2"])
     assert code == 2
     assert "unknown parameter 'epoch'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["bandit", "replay", "ewc", "online_ewc", "si", "mas",
+                                    "scratch"])
+def test_methods_run_on_the_papers_lenet_with_batch_norm(method):
+    """The paper profile's model (conv + batch norm blocks) through every kind of component."""
+    r = run({**SMOKE, "method": method, "model": "lenet", "scenario": "class_incremental"},
+            store=False)
+    assert 0.0 <= r.summary["final_avg_accuracy"] <= 1.0
+    assert r.summary["train_flops"] > 0

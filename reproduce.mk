@@ -63,3 +63,16 @@ $(EXEC_DIR)/07_cost_vs_accuracy.ipynb: notebooks/07_cost_vs_accuracy.ipynb $(NB_
 		| $(EXEC_DIR)/01_data_incremental.ipynb $(EXEC_DIR)/02_class_incremental_mnist.ipynb \
 		  $(EXEC_DIR)/05_ablations.ipynb
 	$(NB_RUN) $< $@ $(NB_PARAMS)
+
+# The real streams are small enough for the full paper settings on a CPU: run them on their own
+# (3 seeds), with figures in figures/paper/ and their table in README's paper-results section.
+.PHONY: reproduce-paper-streams
+reproduce-paper-streams: $(STAMP)
+	mkdir -p notebooks/executed/paper
+	for d in weather elec2; do \
+	  $(NB_ENV) $(PY) -m paperlib.notebooks --cwd notebooks notebooks/04_real_streams.ipynb \
+	    notebooks/executed/paper/04_real_streams_$$d.ipynb -p profile paper -p device $(DEVICE) \
+	    -p dataset $$d -p figures_dir ../figures/paper || exit 1; \
+	done
+	$(PY) -m paperlib.report --profile paper --figures-dir figures/paper --readme README.md \
+	  --readme-marker paper-results

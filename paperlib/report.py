@@ -452,7 +452,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--all", action="store_true", help="every run in the results store")
     parser.add_argument("--readme", type=Path, default=None,
                         help="also splice the snippet into this file between "
-                             "'<!-- results:start -->' and '<!-- results:end -->'")
+                             "'<!-- MARKER:start -->' and '<!-- MARKER:end -->'")
+    parser.add_argument("--readme-marker", default="results", metavar="MARKER",
+                        help="marker name for --readme (default: results)")
     args = parser.parse_args(argv)
     results = args.results or results_root()
     if args.all:
@@ -479,7 +481,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {args.figures_dir / 'tables'}/results.csv|md and {readme} "
           f"({len(summaries)} runs, {len(table)} rows)")
     if args.readme is not None:
-        splice_readme(args.readme, readme.read_text())
+        m = args.readme_marker
+        splice_readme(args.readme, readme.read_text(), f"<!-- {m}:start -->", f"<!-- {m}:end -->")
         print(f"updated the results section of {args.readme}")
     return 0
 

@@ -269,8 +269,9 @@ class SampleBandit(SampleSource):
 
     Reward (scaled to [0, 1] by :class:`QuantileScaler`): ``"progress"`` = loss on the batch
     before minus after the update (one extra forward of the batch per step); ``"holdout"`` =
-    drop of the loss on a fixed held-out batch of ``holdout_size`` samples drawn from the seen
-    and new data (one forward of that batch per step).
+    drop of the loss on a fixed reference batch of ``holdout_size`` samples drawn from the seen
+    and new data (one forward of that batch per step). The reference samples stay in the arms:
+    they measure progress on a representative mixture, not generalisation to unseen data.
 
     Budget: ``budget_factor * epochs * ceil(n_new / B)`` steps, independent of how much past
     data exists, so cost stays flat across rounds while all past data stays reachable.

@@ -269,9 +269,8 @@ class SampleBandit(SampleSource):
 
     Reward (scaled to [0, 1] by :class:`QuantileScaler`): ``"progress"`` = loss on the batch
     before minus after the update (one extra forward of the batch per step); ``"holdout"`` =
-    drop of the loss on a fixed reference batch of ``holdout_size`` samples drawn from the seen
-    and new data (one forward of that batch per step). The reference samples stay in the arms:
-    they measure progress on a representative mixture, not generalisation to unseen data.
+    drop of the loss on a batch of ``holdout_size`` samples drawn at random from the seen and new
+    data and held out of every arm for the round (one forward of that batch per step).
 
     Budget: ``budget_factor * epochs * ceil(n_new / B)`` steps, independent of how much past
     data exists, so cost stays flat across rounds while all past data stays reachable.
@@ -319,8 +318,24 @@ class SampleBandit(SampleSource):
 
         self.ctx, self.batch_size, self.round_index = ctx, batch_size, ctx.round_index
         new_x, new_y = ctx.new_chunk.x.to(ctx.device), ctx.new_chunk.y.to(ctx.device)
-        arms = [("new", new_x, new_y, torch.arange(len(new_y), device=ctx.device))]
-        arms += [(name, ctx.seen.x, ctx.seen.y, idx) for name, idx in self._past_arms(ctx)]
+        n_new, n_seen = len(new_y), len(ctx.seen)
+        keep_new = torch.ones(n_new, dtype=torch.bool, device=ctx.device)
+        keep_seen = torch.ones(n_seen, dtype=torch.bool, device=ctx.device)
+        if self.reward == "holdout":  # a reference batch held out of every arm this round
+            pick = torch.randperm(n_new + n_seen, generator=ctx.generator)[: self.holdout_size]
+            pick = pick.to(ctx.device)
+            new_pick, seen_pick = pick[pick < n_new], pick[pick >= n_new] - n_new
+            keep_new[new_pick], keep_seen[seen_pick] = False, False
+            hx, hy = [new_x[new_pick]], [new_y[new_pick]]
+            if n_seen:
+                hx.append(ctx.seen.x[seen_pick])
+                hy.append(ctx.seen.y[seen_pick])
+            self.holdout = torch.cat(hx), torch.cat(hy)
+            self.holdout_loss = None
+        arms = [("new", new_x, new_y, keep_new.nonzero().flatten())]
+        arms += [(name, ctx.seen.x, ctx.seen.y, idx[keep_seen[idx]])
+                 for name, idx in self._past_arms(ctx)]
+        arms = [a for a in arms if a[3].numel()]
         self.arm_names = [a[0] for a in arms]
         self.arm_data = [(a[1], a[2]) for a in arms]
         self.cyclers = [_Cycler(a[3], ctx.generator) for a in arms]
@@ -329,15 +344,6 @@ class SampleBandit(SampleSource):
         self.scaler = QuantileScaler()
         self.pulls = [0] * len(arms)
         self.reward_sum = [0.0] * len(arms)
-        if self.reward == "holdout":
-            hx, hy = [new_x], [new_y]
-            if len(ctx.seen):
-                hx.append(ctx.seen.x)
-                hy.append(ctx.seen.y)
-            hx, hy = torch.cat(hx), torch.cat(hy)
-            pick = torch.randperm(len(hy), generator=ctx.generator)[: self.holdout_size]
-            self.holdout = hx[pick.to(hx.device)], hy[pick.to(hy.device)]
-            self.holdout_loss = None
         steps = _epoch_steps(len(new_y), batch_size, self.epochs * self.budget_factor)
         self.snapshot_every = max(1, steps // 25)
         self.step = 0

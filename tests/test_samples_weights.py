@@ -131,3 +131,21 @@ def test_random_weights_choose_k_groups_per_period():
         per_period.setdefault(row["step"], []).append(row["trained"])
     assert sorted(per_period) == [0, 5, 10, 15]
     assert all(sum(v) == 1 for v in per_period.values())
+
+
+def test_holdout_reward_batch_is_held_out_of_every_arm():
+    model = mlp((1, 8, 8), 10, widths=(8,))
+    seen = SeenData()
+    idx = torch.arange(60)
+    seen.add(Chunk(idx.float().repeat_interleave(64).view(60, 1, 8, 8), idx % 10, "a"), 0)
+    new_ids = torch.arange(60, 100)
+    new = Chunk(new_ids.float().repeat_interleave(64).view(40, 1, 8, 8), new_ids % 10, "b")
+    source = SampleBandit(reward="holdout", holdout_size=30)
+    source.start_round(_ctx(model, new, seen), batch_size=8)
+    held = set(source.holdout[0][:, 0, 0, 0].long().tolist())
+    assert len(held) == 30
+    drawn = set()
+    for _ in range(200):
+        x, _, _ = source.next_batch()
+        drawn |= set(x[:, 0, 0, 0].long().tolist())
+    assert not held & drawn and len(drawn) == 100 - 30

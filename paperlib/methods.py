@@ -38,6 +38,9 @@ _HP: dict[str, tuple[Spec, Any, str]] = {
     "k_groups": (Spec("float", lo=0.01, help="groups trained at once: int, or fraction of G"),
                  0.5, "ours"),
     "reselect_every": (Spec("int", lo=1, help="steps between weight-bandit choices"), 20, "ours"),
+    "weight_reward": (Spec("str", ("share", "per_param"),
+                           help="weight-bandit reward: path-integral share, or per parameter"),
+                      "share", "NOTES.md (share of the loss decrease); per_param is ours"),
     "lam_synapse": (Spec("float", lo=0.0, help="weight (synapse) term strength"), 1e-3,
                     "authors' earlier code (NOTES.md)"),
     "lam_neuron": (Spec("float", lo=0.0, help="neuron term strength"), 1e-3,
@@ -99,7 +102,7 @@ def _weight_bandit(hp: dict[str, Any], seed: int, random: bool = False) -> Weigh
     if random:
         return RandomWeights(k_groups=hp["k_groups"], reselect_every=hp["reselect_every"], seed=seed)
     return WeightBandit(k_groups=hp["k_groups"], reselect_every=hp["reselect_every"],
-                        policy=hp["weight_policy"], seed=seed)
+                        policy=hp["weight_policy"], seed=seed, reward=hp["weight_reward"])
 
 
 def _regularized(reg_name: str, **args: str) -> Callable[[dict[str, Any], float, int], Built]:
@@ -116,10 +119,14 @@ _FISHER_ARGS = {"lam": "lam", "importance_samples": "importance_samples"}
 
 
 _PAPER_HP = ("budget_factor", "sample_policy", "sample_grouping", "sample_reward", "weight_policy",
-             "k_groups", "reselect_every", "lam_synapse", "lam_neuron", "importance",
+             "k_groups", "reselect_every", "weight_reward", "lam_synapse", "lam_neuron", "importance",
              "neuron_term", "neuron_mode", "importance_samples")
+# The random ablations take the full method's hyper-parameters except those of the policy they
+# replace (which would be accepted and silently ignored).
+_RANDOM_S_HP = tuple(h for h in _PAPER_HP if h not in ("sample_policy", "sample_reward"))
+_RANDOM_W_HP = tuple(h for h in _PAPER_HP if h not in ("weight_policy", "weight_reward"))
 _SAMPLE_HP = ("budget_factor", "sample_policy", "sample_grouping", "sample_reward")
-_WEIGHT_HP = ("budget_factor", "weight_policy", "k_groups", "reselect_every")
+_WEIGHT_HP = ("budget_factor", "weight_policy", "k_groups", "reselect_every", "weight_reward")
 _REG_HP = ("budget_factor", "lam_synapse", "lam_neuron", "importance", "neuron_term",
            "neuron_mode", "importance_samples")
 
@@ -147,11 +154,11 @@ METHODS: dict[str, Method] = {m.name: m for m in [
            _hp(*_REG_HP, importance_samples=1024),
            lambda hp, e, s: Built(NewOnly(e * hp["budget_factor"]), AllWeights(), [_sni(hp)])),
     Method("random_samples", "ablation: the full method with uniformly random data groups",
-           _hp(*_PAPER_HP, importance_samples=1024),
+           _hp(*_RANDOM_S_HP, importance_samples=1024),
            lambda hp, e, s: Built(_sample_bandit(hp, e, s, random=True), _weight_bandit(hp, s),
                                   [_sni(hp)])),
     Method("random_weights", "ablation: the full method with uniformly random weight groups",
-           _hp(*_PAPER_HP, importance_samples=1024),
+           _hp(*_RANDOM_W_HP, importance_samples=1024),
            lambda hp, e, s: Built(_sample_bandit(hp, e, s), _weight_bandit(hp, s, random=True),
                                   [_sni(hp)])),
     Method("ewc", "EWC (Kirkpatrick et al. 2017): one Fisher penalty per past round",

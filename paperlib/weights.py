@@ -68,6 +68,11 @@ class WeightBandit(WeightScope):
         c_g = sum_{steps in period} sum_{i in g} -grad_i * delta_theta_i
         reward_g = max(c_g, 0) / sum_{h trained} max(c_h, 0)         (in [0, 1])
 
+    That is ``reward="share"`` (NOTES.md). It favours groups with many parameters, and with
+    ``k = 1`` it only says whether the loss went down. ``reward="per_param"`` (ours) rewards
+    ``c_g / n_g`` (the path integral per parameter of the group) scaled to [0, 1] by its rank
+    among recent values (:class:`~paperlib.samples.QuantileScaler`).
+
     ``k_groups`` may be an int or a fraction of G (rounded up). The policy persists across
     rounds (the groups do not change); Exp3.M's exploration keeps every group reachable.
     """
@@ -75,8 +80,13 @@ class WeightBandit(WeightScope):
     name = "weight_bandit"
 
     def __init__(self, k_groups: float = 0.5, reselect_every: int = 20, policy: str = "exp3m",
-                 seed: int = 0, policy_kwargs: dict | None = None) -> None:
+                 seed: int = 0, policy_kwargs: dict | None = None, reward: str = "share") -> None:
         super().__init__()
+        if reward not in ("share", "per_param"):
+            raise ValueError("reward must be 'share' or 'per_param'")
+        from paperlib.samples import QuantileScaler
+
+        self.reward, self.scaler = reward, QuantileScaler()
         self.k_groups, self.reselect_every = k_groups, reselect_every
         self.policy_name, self.seed = policy, seed
         self.policy_kwargs = policy_kwargs or {}
@@ -92,6 +102,7 @@ class WeightBandit(WeightScope):
         if self.policy is None:
             self.policy = make_policy(self.policy_name, G, seed=self.seed, **self.policy_kwargs)
         self.params = ctx.model.parameter_groups()
+        self.n_params = {g: sum(p.numel() for p in ps) for g, ps in self.params.items()}
         self.round_index = ctx.round_index
         self.active: tuple[str, ...] = ()
         self.contrib: dict[str, torch.Tensor] = {}
@@ -99,10 +110,13 @@ class WeightBandit(WeightScope):
     def _close_period(self) -> None:
         if not self.active:
             return
-        c = {g: max(float(v), 0.0) for g, v in self.contrib.items()}
-        total = sum(c.values())
         arms = [self.groups.index(g) for g in self.active]
-        rewards = [c[g] / total if total > 0 else 0.0 for g in self.active]
+        if self.reward == "per_param":
+            rewards = [self.scaler(float(self.contrib[g]) / self.n_params[g]) for g in self.active]
+        else:
+            c = {g: max(float(v), 0.0) for g, v in self.contrib.items()}
+            total = sum(c.values())
+            rewards = [c[g] / total if total > 0 else 0.0 for g in self.active]
         if self.k == len(self.groups):
             return
         if self.k == 1:

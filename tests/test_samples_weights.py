@@ -1,6 +1,7 @@
 """Sample sources and weight scopes: the store, replay, the sample bandit's arms and budget,
 and the weight bandit's path-integral reward."""
 
+import pytest
 import torch
 
 from paperlib.accounting import ComputeMeter
@@ -149,3 +150,29 @@ def test_holdout_reward_batch_is_held_out_of_every_arm():
         x, _, _ = source.next_batch()
         drawn |= set(x[:, 0, 0, 0].long().tolist())
     assert not held & drawn and len(drawn) == 100 - 30
+
+
+def test_weight_bandit_per_parameter_reward():
+    torch.manual_seed(0)
+    model = mlp((1, 8, 8), 10, widths=(16, 8))
+    seen_rewards = []
+    scope = WeightBandit(k_groups=1, reselect_every=4, seed=0, reward="per_param")
+    original = scope._close_period
+
+    def spy():
+        if scope.active:
+            g = scope.active[0]
+            raw = float(scope.contrib[g]) / scope.n_params[g]
+            seen_rewards.append(scope.scaler(raw))
+            scope.scaler.history.pop()  # leave the scaler as the real update will see it
+        original()
+
+    scope._close_period = spy
+    from paperlib.samples import NewOnly
+
+    ctx = _ctx(model, _chunk(128, list(range(10)), 5), SeenData())
+    Retrainer(TrainSettings(batch_size=16, lr=1e-2)).run_round(ctx, NewOnly(1), scope, [], steps=24)
+    assert len(seen_rewards) == 6 and all(0.0 <= r <= 1.0 for r in seen_rewards)
+    assert len(set(seen_rewards)) > 1, "per-parameter rewards are graded, not all-or-nothing"
+    with pytest.raises(ValueError, match="share"):
+        WeightBandit(reward="loss")

@@ -65,11 +65,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:<16} {spec.kind}{choices}  {spec.help}")
         return 0
     if args.command == "methods":
-        from paperlib.methods import METHODS
+        from paperlib.methods import METHODS, hparam_sources
 
+        sources = hparam_sources()
         for m in METHODS.values():
-            hp = ", ".join(f"{k}={v}" for k, v in m.hparams.items()) or "-"
-            print(f"{m.name:<20} {m.description}\n{'':<20} {hp}")
+            print(f"{m.name:<20} {m.description}")
+            for k, v in m.hparams.items():
+                print(f"{'':<4}{k:<20} {v!s:<10} source: {sources[k]}")
         return 0
 
     from paperlib.runner import run

@@ -50,7 +50,9 @@ _HP: dict[str, tuple[Spec, Any, str]] = {
     "neuron_mode": (Spec("str", ("round", "batch")), "round", "ours (batch = authors' code)"),
     "importance_samples": (Spec("int", lo=1, help="samples that estimate importances per round"),
                            256, "ours (per-sample gradients are costly on CPU)"),
-    "lam": (Spec("float", lo=0.0, help="regulariser strength"), None, "per method"),
+    "lam": (Spec("float", lo=0.0, help="regulariser strength"), None,
+            "per method: EWC / online EWC 100 (Kirkpatrick et al. 2017 range), SI 1 (Zenke et al. "
+            "2017, Split-MNIST), MAS 1 (ours; the authors' code used 1e-4 on its scale)"),
     "ewc_gamma": (Spec("float", lo=0.0, hi=1.0, help="online EWC Fisher decay"), 0.9,
                   "Schwarz et al. 2018"),
     "si_xi": (Spec("float", lo=0.0, help="SI damping"), 0.1, "Zenke et al. 2017"),

@@ -20,7 +20,7 @@ Order of calls in one round::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -88,7 +88,6 @@ class StepContext:
     loss: torch.Tensor
     hidden: list[torch.Tensor] | None = None
     arm: int = -1
-    extras: dict = field(default_factory=dict)
 
 
 class Plugin:

@@ -132,9 +132,8 @@ class Retrainer:
         model.train()
         for p in plugins:
             p.before_round(ctx)
-        n_steps = source.start_round(ctx, s.batch_size) if steps is None else steps
-        if steps is not None:
-            source.start_round(ctx, s.batch_size)
+        default_steps = source.start_round(ctx, s.batch_size)
+        n_steps = default_steps if steps is None else steps
         scope.start_round(ctx, n_steps)
         scope.before_round(ctx)
         hooks = [scope, *plugins]

@@ -84,13 +84,6 @@ class SeenData:
             self.x[slots], self.y[slots], self.arrival[slots] = x[src], y[src], arrival[src]
         self.n_seen += len(chunk)
 
-    def sample(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """``n`` stored samples drawn uniformly without replacement (all if fewer are stored)."""
-        if len(self) == 0:
-            raise ValueError("the store is empty")
-        idx = torch.randperm(len(self), generator=generator)[:n].to(self.device)
-        return self.x[idx], self.y[idx]
-
 
 # --------------------------------------------------------------------------------------------
 # Sample sources

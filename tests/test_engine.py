@@ -162,6 +162,16 @@ def test_cli_summary_json_and_parameter_errors(tmp_path, capsys):
     assert "unknown parameter 'epoch'" in capsys.readouterr().err
 
 
+def test_cli_lists_methods_with_hyperparameter_sources(capsys):
+    assert cli_main(["methods"]) == 0
+    out = capsys.readouterr().out
+    for name in METHODS:
+        assert name in out
+    assert "lam_synapse" in out and "source: authors' earlier code (NOTES.md)" in out
+    assert cli_main(["params"]) == 0
+    assert "guard_tolerance" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("method", ["bandit", "replay", "ewc", "online_ewc", "si", "mas",
                                     "scratch"])
 def test_methods_run_on_the_papers_lenet_with_batch_norm(method):

@@ -129,7 +129,7 @@ def resolve_model(cfg: RunConfig) -> str:
     return "lenet" if cfg.profile == "paper" else "mlp"
 
 
-def _suggest(name: str, valid: list[str]) -> str:
+def did_you_mean(name: str, valid: list[str]) -> str:
     close = difflib.get_close_matches(name, valid, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -218,14 +218,14 @@ class RunConfig:
         params = dict(params)
         method = params.get("method", _BASE["method"])
         if method not in METHODS:
-            raise ConfigError(f"unknown method {method!r}{_suggest(str(method), list(METHODS))}. "
+            raise ConfigError(f"unknown method {method!r}{did_you_mean(str(method), list(METHODS))}. "
                               f"Valid methods: {', '.join(METHODS)}")
         hp_specs = method_hparam_specs(method)
         valid = list(FIELDS) + list(hp_specs)
         for name in params:
             if name not in valid:
                 raise ConfigError(
-                    f"unknown parameter {name!r}{_suggest(name, valid)}. "
+                    f"unknown parameter {name!r}{did_you_mean(name, valid)}. "
                     f"Valid parameters: {', '.join(FIELDS)}; "
                     f"hyper-parameters of method {method!r}: {', '.join(hp_specs) or 'none'}")
         profile = _coerce("profile", params.get("profile", _BASE["profile"]), FIELDS["profile"])

@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from paperlib.config import ConfigError, RunConfig, _suggest
+from paperlib.config import ConfigError, RunConfig, did_you_mean
 from paperlib.methods import METHODS
 from paperlib.runner import RunResult, run
 
@@ -88,7 +88,7 @@ def validate_notebook_params(params: Mapping[str, Any], allowed: Iterable[str]) 
     allowed = sorted(allowed)
     for name in params:
         if name not in allowed:
-            raise ConfigError(f"unknown notebook parameter {name!r}{_suggest(name, allowed)}. "
+            raise ConfigError(f"unknown notebook parameter {name!r}{did_you_mean(name, allowed)}. "
                               f"Valid parameters: {', '.join(allowed)}")
 
 
@@ -109,7 +109,7 @@ def resolve_methods(methods: Any, default: Sequence[str]) -> list[str]:
     parsed = parse_list(methods) or list(default)
     for m in parsed:
         if m not in METHODS:
-            raise ConfigError(f"unknown method {m!r}{_suggest(m, list(METHODS))}. "
+            raise ConfigError(f"unknown method {m!r}{did_you_mean(m, list(METHODS))}. "
                               f"Valid methods: {', '.join(METHODS)}")
     return parsed
 

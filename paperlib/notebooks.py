@@ -31,7 +31,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from paperlib.config import ConfigError, _suggest
+from paperlib.config import ConfigError, did_you_mean
 from paperlib.store import REPO_ROOT
 
 
@@ -51,7 +51,7 @@ def check_parameters(notebook: str | Path, parameters: Mapping[str, Any]) -> Non
         raise ConfigError(f"{notebook} has no cell tagged 'parameters'")
     for name in parameters:
         if name not in valid:
-            raise ConfigError(f"unknown parameter {name!r}{_suggest(name, valid)} for notebook "
+            raise ConfigError(f"unknown parameter {name!r}{did_you_mean(name, valid)} for notebook "
                               f"{Path(notebook).name}. Valid parameters: {', '.join(valid)}")
 
 

@@ -67,6 +67,9 @@ FIELDS: dict[str, Spec] = {
     "lr": Spec("float", lo=0.0, hi=10.0, help="learning rate"),
     "optimizer": Spec("str", ("adam", "sgd")),
     "grad_clip": Spec("float", lo=0.0, optional=True, help="max gradient norm (None = off)"),
+    "lr_schedule": Spec("str", ("constant", "warmup_cosine"),
+                        help="per-round learning-rate schedule, every method alike"),
+    "freeze_bn_stats": Spec("bool", help="batch norm of frozen groups in eval mode while frozen"),
     "max_train": Spec("int", lo=10, optional=True, help="stratified training subset size"),
     "max_test": Spec("int", lo=10, optional=True, help="stratified test subset size"),
     "probe_size": Spec("int", lo=1, help="probe samples for the negative flip rate"),
@@ -91,6 +94,7 @@ _BASE: dict[str, Any] = {
     "dataset": "digits", "scenario": "data_incremental", "method": "finetune", "seed": 0,
     "device": "auto", "profile": "quick", "model": "auto", "hidden_widths": None,
     "steps": None, "optimizer": "adam", "grad_clip": 5.0, "max_test": None,
+    "lr_schedule": "constant", "freeze_bn_stats": True,
     "old_classes": (0, 1, 2, 3, 4), "n_shards": 10, "initial_shards": 5, "n_domains": 5,
     "rotation_step": 30.0, "n_tasks": 5, "store_capacity": None, "guard_tolerance": None,
     "guard_fraction": 0.1,
@@ -193,6 +197,8 @@ class RunConfig:
     lr: float
     optimizer: str
     grad_clip: float | None
+    lr_schedule: str
+    freeze_bn_stats: bool
     max_train: int | None
     max_test: int | None
     probe_size: int

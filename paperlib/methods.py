@@ -26,13 +26,22 @@ from paperlib.weights import AllWeights, RandomWeights, WeightBandit, WeightScop
 _HP: dict[str, tuple[Spec, Any, str]] = {
     "budget_factor": (Spec("float", lo=0.01, help="steps = budget_factor * epochs * ceil(n_new/B)"),
                       2.0, "ours"),
-    "memory_size": (Spec("int", lo=1, help="replay reservoir size (samples)"), 2000, "ours"),
+    "memory_size": (Spec("int", lo=1, optional=True,
+                         help="reservoir of past samples that replay / the sample bandit draw "
+                              "from (None = everything seen)"), 2000,
+                    "ours (the sample bandit's bound: issue 8, equal to replay's)"),
     "replay_ratio": (Spec("float", lo=0.0, hi=0.99, help="share of each batch from memory"),
                      0.5, "Chaudhry et al. 2019"),
     "sample_policy": (Spec("str", help="bandit policy over data groups"), "exp3s",
                       "Graves et al. 2017 (Exp3.S for curricula)"),
     "sample_grouping": (Spec("str", ("chunk", "class", "loss")), "chunk", "NOTES.md"),
-    "sample_reward": (Spec("str", ("progress", "holdout")), "progress", "Graves et al. 2017"),
+    "sample_reward": (Spec("str", ("visit_progress", "batch_progress", "holdout"),
+                           help="visit_progress: loss change between an arm's visits (no extra "
+                                "pass); batch_progress: loss before-after on the batch (1 extra "
+                                "forward/step); holdout: held-out batch's loss drop"),
+                      "visit_progress",
+                      "Graves et al. 2017 (learning progress), Matiisen et al. 2017 (|slope| "
+                      "between visits)"),
     "weight_policy": (Spec("str", help="k-of-G bandit policy over parameter groups"), "exp3m",
                       "Uchiya et al. 2010"),
     "k_groups": (Spec("float", lo=0.01, help="groups trained at once: int, or fraction of G"),
@@ -41,6 +50,8 @@ _HP: dict[str, tuple[Spec, Any, str]] = {
     "weight_reward": (Spec("str", ("share", "per_param"),
                            help="weight-bandit reward: path-integral share, or per parameter"),
                       "share", "NOTES.md (share of the loss decrease); per_param is ours"),
+    "train_head_always": (Spec("bool", help="the output layer trains every step (one of the k)"),
+                          True, "ours (new classes must reach the logits)"),
     "lam_synapse": (Spec("float", lo=0.0, help="weight (synapse) term strength"), 1e-3,
                     "authors' earlier code (NOTES.md)"),
     "lam_neuron": (Spec("float", lo=0.0, help="neuron term strength"), 1e-3,
@@ -48,6 +59,9 @@ _HP: dict[str, tuple[Spec, Any, str]] = {
     "importance": (Spec("str", ("fisher", "mas", "si")), "fisher", "authors' earlier code"),
     "neuron_term": (Spec("bool"), True, "authors' earlier code"),
     "neuron_mode": (Spec("str", ("round", "batch")), "round", "ours (batch = authors' code)"),
+    "neuron_cache": (Spec("bool", help="served-model activations cached once per round, "
+                                       "not a served forward per step"),
+                     True, "ours (as DER caches logits, Buzzega et al. 2020); false = authors'"),
     "importance_samples": (Spec("int", lo=1, help="samples that estimate importances per round"),
                            256, "ours (per-sample gradients are costly on CPU)"),
     "lam": (Spec("float", lo=0.0, help="regulariser strength"), None,
@@ -90,21 +104,22 @@ def _sni(hp: dict[str, Any]) -> Plugin:
     return SynapseNeuronImportance(
         lam_synapse=hp["lam_synapse"], lam_neuron=hp["lam_neuron"], importance=hp["importance"],
         use_neuron_term=hp["neuron_term"], neuron_mode=hp["neuron_mode"],
-        importance_samples=hp["importance_samples"])
+        importance_samples=hp["importance_samples"], neuron_cache=hp["neuron_cache"])
 
 
 def _sample_bandit(hp: dict[str, Any], epochs: float, seed: int, random: bool = False) -> SampleSource:
     cls = RandomSamples if random else SampleBandit
     kw = {} if random else {"policy": hp["sample_policy"], "reward": hp["sample_reward"]}
     return cls(epochs=epochs, budget_factor=hp["budget_factor"], grouping=hp["sample_grouping"],
-               seed=seed, **kw)
+               seed=seed, memory_size=hp["memory_size"], **kw)
 
 
 def _weight_bandit(hp: dict[str, Any], seed: int, random: bool = False) -> WeightScope:
+    common = {"k_groups": hp["k_groups"], "reselect_every": hp["reselect_every"], "seed": seed,
+              "train_head_always": hp["train_head_always"]}
     if random:
-        return RandomWeights(k_groups=hp["k_groups"], reselect_every=hp["reselect_every"], seed=seed)
-    return WeightBandit(k_groups=hp["k_groups"], reselect_every=hp["reselect_every"],
-                        policy=hp["weight_policy"], seed=seed, reward=hp["weight_reward"])
+        return RandomWeights(**common)
+    return WeightBandit(policy=hp["weight_policy"], reward=hp["weight_reward"], **common)
 
 
 def _regularized(reg_name: str, **args: str) -> Callable[[dict[str, Any], float, int], Built]:
@@ -120,17 +135,19 @@ def _regularized(reg_name: str, **args: str) -> Callable[[dict[str, Any], float,
 _FISHER_ARGS = {"lam": "lam", "importance_samples": "importance_samples"}
 
 
-_PAPER_HP = ("budget_factor", "sample_policy", "sample_grouping", "sample_reward", "weight_policy",
-             "k_groups", "reselect_every", "weight_reward", "lam_synapse", "lam_neuron", "importance",
-             "neuron_term", "neuron_mode", "importance_samples")
+_PAPER_HP = ("budget_factor", "memory_size", "sample_policy", "sample_grouping", "sample_reward",
+             "weight_policy", "k_groups", "reselect_every", "weight_reward", "train_head_always",
+             "lam_synapse", "lam_neuron", "importance", "neuron_term", "neuron_mode",
+             "neuron_cache", "importance_samples")
 # The random ablations take the full method's hyper-parameters except those of the policy they
 # replace (which would be accepted and silently ignored).
 _RANDOM_S_HP = tuple(h for h in _PAPER_HP if h not in ("sample_policy", "sample_reward"))
 _RANDOM_W_HP = tuple(h for h in _PAPER_HP if h not in ("weight_policy", "weight_reward"))
-_SAMPLE_HP = ("budget_factor", "sample_policy", "sample_grouping", "sample_reward")
-_WEIGHT_HP = ("budget_factor", "weight_policy", "k_groups", "reselect_every", "weight_reward")
+_SAMPLE_HP = ("budget_factor", "memory_size", "sample_policy", "sample_grouping", "sample_reward")
+_WEIGHT_HP = ("budget_factor", "weight_policy", "k_groups", "reselect_every", "weight_reward",
+              "train_head_always")
 _REG_HP = ("budget_factor", "lam_synapse", "lam_neuron", "importance", "neuron_term",
-           "neuron_mode", "importance_samples")
+           "neuron_mode", "neuron_cache", "importance_samples")
 
 METHODS: dict[str, Method] = {m.name: m for m in [
     Method("finetune", "retrain on the new chunk only (all weights)", {},

@@ -180,6 +180,20 @@ def frozen_bn_stats(model: nn.Module) -> Iterator[None]:
 
 
 
+def group_batch_norms(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """``(parameter group, batch-norm layer)`` for every batch-norm layer inside a block of a
+    :class:`BlockNet` (empty for other models).
+
+    >>> [(g, type(m).__name__) for g, m in group_batch_norms(lenet((1, 28, 28), 10))]
+    [('conv1', 'BatchNorm2d'), ('conv2', 'BatchNorm2d'), ('fc1', 'BatchNorm1d')]
+    """
+    blocks = getattr(model, "blocks", None)
+    if not isinstance(blocks, nn.ModuleDict):
+        return []
+    return [(name, m) for name, block in blocks.items() for m in block.modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
 def resolve_device(device: str = "auto") -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU; ``"cuda"`` fails clearly when absent."""
     if device == "auto":

@@ -50,6 +50,9 @@ class RoundContext:
         heads: task-incremental (multi-head) scenarios only: a boolean ``(C, C)`` table whose
             row ``c`` marks the classes sharing class ``c``'s head; losses and predictions for
             a sample of class ``c`` use only those logits (``None`` = one shared head).
+        batch_pool: ``(x, y)`` of every sample the round's batches can come from (the sample
+            source's ``pool``, set by the retrainer after the source's ``start_round``;
+            :attr:`StepContext.index` indexes it). ``None`` before that.
     """
 
     round_index: int
@@ -62,6 +65,7 @@ class RoundContext:
     generator: torch.Generator
     meter: ComputeMeter
     heads: torch.Tensor | None = None
+    batch_pool: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 @dataclass
@@ -78,6 +82,11 @@ class StepContext:
             ``needs_hidden``), each ``(B, ...)``; the last entry is the logits.
         loss: the task loss (mean cross-entropy), a scalar tensor.
         arm: the sample-source arm the batch came from (``-1`` if not a bandit source).
+        index: ``(B,)`` rows of the batch in :attr:`RoundContext.batch_pool` (None if the
+            source does not say).
+        grad_scale: the factor gradient clipping multiplied every gradient by this step (a
+            0-dim tensor, set after ``backward``; 1.0 without clipping), so ``p.grad /
+            grad_scale`` is the unclipped gradient of the total loss.
     """
 
     round: RoundContext
@@ -88,6 +97,8 @@ class StepContext:
     loss: torch.Tensor
     hidden: list[torch.Tensor] | None = None
     arm: int = -1
+    index: torch.Tensor | None = None
+    grad_scale: torch.Tensor | float = 1.0
 
 
 class Plugin:

@@ -349,15 +349,19 @@ class PathIntegral:
         self._start = now
 
     def record(self, model: nn.Module,
-               correction: Callable[[str, nn.Parameter], torch.Tensor] | None = None) -> None:
-        """Before the optimiser step: keep ``(theta, g)`` of parameters that will move;
-        ``correction(name, p)`` is subtracted from ``p.grad`` (e.g. a penalty's own gradient)."""
+               correction: Callable[[str, nn.Parameter], torch.Tensor] | None = None,
+               grad_scale: torch.Tensor | float = 1.0) -> None:
+        """Before the optimiser step: keep ``(theta, g)`` of parameters that will move, with
+        ``g = p.grad / grad_scale - correction(name, p)``: ``grad_scale`` undoes gradient
+        clipping (:attr:`~paperlib.plugins.StepContext.grad_scale`), so ``g`` is the unclipped
+        gradient whose dot product with the applied step is the loss change, and
+        ``correction`` removes a term from it (e.g. a penalty's own, unclipped, gradient)."""
         self._before = {}
         for n, p in model.named_parameters():
             if p.requires_grad and p.grad is not None and n in self.omega:
-                g = p.grad.detach().clone()
+                g = p.grad.detach() / grad_scale
                 if correction is not None:
-                    g -= correction(n, p)
+                    g = g - correction(n, p)
                 self._before[n] = (p.detach().clone(), g)
 
     def accumulate(self, model: nn.Module) -> None:
@@ -378,10 +382,11 @@ class SynapticIntelligence(Regularizer):
     Args:
         lam: ``c``; 1.0 (the SI Split-MNIST value; the SI paper scans 0.01-1).
         xi: damping ``xi``; 0.1, the SI paper's value for split MNIST (public code also uses 1e-3).
-        task_gradient: if True, ``g`` is ``p.grad`` minus SI's own penalty gradient
-            ``2 c Omega (theta - theta*)``, approximating the paper's task-loss gradient (exact
-            when SI is the only plugin and the engine did not clip); False uses ``p.grad`` as is
-            (total loss, after clipping, as Avalanche and Mammoth do).
+        task_gradient: if True, ``g`` is the unclipped total gradient (``p.grad /
+            step.grad_scale``) minus SI's own penalty gradient ``2 c Omega (theta - theta*)``:
+            the task-loss gradient of the SI paper (exact when SI is the only plugin, with or
+            without gradient clipping). False uses ``p.grad`` as applied (total loss, after
+            clipping, as Avalanche and Mammoth do).
     """
 
     name = "si"
@@ -408,7 +413,10 @@ class SynapticIntelligence(Regularizer):
         return 2.0 * self.lam * omega * (p.detach() - self.anchor[name])
 
     def before_update(self, step: StepContext) -> None:
-        self.path.record(step.round.model, self._own_gradient if self.task_gradient else None)
+        if self.task_gradient:
+            self.path.record(step.round.model, self._own_gradient, step.grad_scale)
+        else:
+            self.path.record(step.round.model)
 
     def after_step(self, step: StepContext) -> None:
         self.path.accumulate(step.round.model)
@@ -556,6 +564,14 @@ class SynapseNeuronImportance(Regularizer):
             from the served model's cross-entropy on the current mini-batch (an extra
             forward+backward per step; fisher ``Omega^s`` = squared mini-batch gradient).
         si_xi: the path integral's damping (importance "si").
+        neuron_cache: the served model's block outputs ``h(x; theta_old)`` are computed once
+            per round for every sample the batches can come from
+            (:attr:`~paperlib.plugins.RoundContext.batch_pool`, charged as one forward pass over
+            it) and looked up by the batch's rows (:attr:`~paperlib.plugins.StepContext.index`)
+            (ours). False: one served-model forward of the batch per step (charged), the
+            authors' way. Both run the served model in the training model's mode; for a
+            batch-norm network the cached outputs use the statistics of cache batches (same
+            size, random composition) instead of the training batch's own.
     """
 
     name = "sni"
@@ -565,8 +581,10 @@ class SynapseNeuronImportance(Regularizer):
     def __init__(self, lam: float = 1.0, lam_synapse: float = 1e-3, lam_neuron: float = 1e-3,
                  importance: str = "fisher", use_neuron_term: bool = True,
                  neuron_mode: str = "round", importance_samples: int = 1024,
-                 batch_size: int = 256, si_xi: float = 0.1) -> None:
+                 batch_size: int = 256, si_xi: float = 0.1, neuron_cache: bool = True) -> None:
         super().__init__(lam)
+        self.neuron_cache = neuron_cache
+        self._cache: list[torch.Tensor] | None = None
         self._check_choice("importance", importance, self.IMPORTANCES)
         self._check_choice("neuron_mode", neuron_mode, self.MODES)
         self.lam_synapse, self.lam_neuron, self.importance = lam_synapse, lam_neuron, importance
@@ -581,7 +599,7 @@ class SynapseNeuronImportance(Regularizer):
     def before_round(self, ctx: RoundContext) -> None:
         if self.path is not None:
             self.path.begin_round(ctx.model)
-        self.anchor = self.omega_s = self.omega_n = None
+        self.anchor = self.omega_s = self.omega_n = self._cache = None
         if ctx.served_model is None:
             return
         served, meter = ctx.served_model, ctx.meter
@@ -627,6 +645,9 @@ class SynapseNeuronImportance(Regularizer):
         if self.use_neuron_term:
             if step.hidden is None:
                 raise ValueError("the neuron term needs step.hidden (needs_hidden=True)")
+            if h_old is None and self.neuron_cache and step.index is not None \
+                    and ctx.batch_pool is not None:
+                h_old = [h[step.index] for h in self._served_outputs(ctx, len(step.y))]
             if h_old is None:
                 with torch.no_grad(), _mode(ctx.served_model, train=ctx.model.training):
                     h_old = ctx.served_model(step.x, return_hidden=True)[1]
@@ -634,13 +655,37 @@ class SynapseNeuronImportance(Regularizer):
             total = total + self.lam_neuron * _neuron_term(step.hidden, h_old, omega_n)
         return self.lam * total
 
+    @torch.no_grad()
+    def _served_outputs(self, ctx: RoundContext, batch_size: int) -> list[torch.Tensor]:
+        """The served model's block outputs ``(P, ...)`` on ``ctx.batch_pool``, computed at the
+        round's first call (in batches of ``batch_size`` in a seeded random order, the training
+        model's mode, batch-norm running statistics untouched) and charged as one forward pass
+        over the ``P`` pool samples."""
+        if self._cache is None:
+            x = ctx.batch_pool[0]
+            order = torch.randperm(len(x), generator=torch.Generator().manual_seed(ctx.round_index))
+            order = order.to(x.device)
+            parts: list[list[torch.Tensor]] = []
+            with _mode(ctx.served_model, train=ctx.model.training):
+                for s in range(0, len(x), batch_size):
+                    parts.append(ctx.served_model(x[order[s:s + batch_size]], return_hidden=True)[1])
+            cache = [torch.cat(hs) for hs in zip(*parts, strict=True)]
+            inverse = torch.empty_like(order)
+            inverse[order] = torch.arange(len(order), device=order.device)
+            self._cache = [h[inverse] for h in cache]
+            _report(ctx.meter, len(x), backward=False)
+        return self._cache
+
     def before_update(self, step: StepContext) -> None:
         if self.path is not None:
-            self.path.record(step.round.model)
+            self.path.record(step.round.model, None, step.grad_scale)
 
     def after_step(self, step: StepContext) -> None:
         if self.path is not None:
             self.path.accumulate(step.round.model)
+
+    def after_round(self, ctx: RoundContext) -> None:
+        self._cache = None  # the served outputs are the round's only per-sample state
 
 
 class L2Anchor(Regularizer):

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from paperlib.accounting import RoundCost
-from paperlib.models import frozen_bn_stats, masked_logits
+from paperlib.models import frozen_bn_stats, group_batch_norms, masked_logits
 from paperlib.plugins import Plugin, RoundContext, StepContext
 from paperlib.samples import SampleSource
 from paperlib.weights import WeightScope
@@ -35,6 +35,15 @@ class TrainSettings:
         optimizer: ``"adam"`` or ``"sgd"`` (momentum 0.9).
         grad_clip: max global gradient norm (None = no clipping); 5 as in the authors' code.
         weight_decay: L2 weight decay of the optimiser.
+        lr_schedule: per-round learning-rate schedule, the same for every method:
+            ``"constant"`` or ``"warmup_cosine"`` (re-warm linearly over the first
+            ``warmup_fraction`` of the round's expected steps, then cosine decay to 0 at the
+            expected last step; see :func:`lr_factor`). The expected step count is the round's
+            step count when it is fixed (a method's default, or ``steps``).
+        warmup_fraction: share of the expected steps spent warming up (0.05).
+        freeze_bn_stats: batch-norm layers of frozen parameter groups run in eval mode while
+            frozen (running statistics neither used from the batch nor updated), so a frozen
+            group is frozen entirely; False lets them keep updating (the behaviour before).
     """
 
     batch_size: int = 128
@@ -42,6 +51,9 @@ class TrainSettings:
     optimizer: str = "adam"
     grad_clip: float | None = 5.0
     weight_decay: float = 0.0
+    lr_schedule: str = "constant"
+    warmup_fraction: float = 0.05
+    freeze_bn_stats: bool = True
 
     def make_optimizer(self, params: Iterator[nn.Parameter]) -> torch.optim.Optimizer:
         # foreach: one multi-tensor kernel per update instead of one per parameter tensor
@@ -52,6 +64,32 @@ class TrainSettings:
             return torch.optim.SGD(params, lr=self.lr, momentum=0.9, weight_decay=self.weight_decay,
                                    foreach=True)
         raise ValueError(f"optimizer must be 'adam' or 'sgd', not {self.optimizer!r}")
+
+
+LR_SCHEDULES = ("constant", "warmup_cosine")
+
+
+def lr_factor(progress: float, schedule: str = "constant", warmup_fraction: float = 0.05) -> float:
+    """Learning-rate multiplier at ``progress`` = share of the round's expected steps done
+    (``step / expected_steps``, in [0, 1]; values past 1 count as 1).
+
+    ``"warmup_cosine"``: linear from ``1 / warmup`` steps' worth up to 1 over the first
+    ``warmup_fraction``, then half a cosine down to 0 at ``progress = 1``.
+
+    >>> [round(lr_factor(p, "warmup_cosine", 0.1), 3) for p in (0.0, 0.05, 0.1, 0.55, 1.0)]
+    [0.0, 0.5, 1.0, 0.5, 0.0]
+    >>> lr_factor(0.3)
+    1.0
+    """
+    if schedule == "constant":
+        return 1.0
+    if schedule != "warmup_cosine":
+        raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, not {schedule!r}")
+    p = min(max(progress, 0.0), 1.0)
+    if p < warmup_fraction:
+        return p / warmup_fraction
+    rest = (p - warmup_fraction) / max(1.0 - warmup_fraction, 1e-12)
+    return 0.5 * (1.0 + math.cos(math.pi * rest))
 
 
 def heads_table(heads: Sequence[Sequence[int]] | None, n_classes: int) -> torch.Tensor | None:
@@ -141,6 +179,10 @@ class Retrainer:
         optimizer = s.make_optimizer(model.parameters())
         needs_hidden = any(p.needs_hidden for p in plugins)
         active: tuple[str, ...] | None = None
+        ctx.batch_pool = source.pool
+        bns = group_batch_norms(model) if s.freeze_bn_stats else []
+        # Expected steps of the round, the horizon of the learning-rate schedule.
+        expected_steps = n_steps
         try:
             for step in range(n_steps):
                 names = scope.select(step)
@@ -148,13 +190,20 @@ class Retrainer:
                     set_trainable(groups, names)
                     active = names
                     trainable = [p for g in names for p in groups[g]]
+                for g, bn in bns:  # every step: a plugin may have switched the model's mode
+                    bn.train(g in names)
+                if s.lr_schedule != "constant":
+                    factor = lr_factor((step + 0.5) / max(expected_steps, 1), s.lr_schedule,
+                                       s.warmup_fraction)
+                    for pg in optimizer.param_groups:
+                        pg["lr"] = s.lr * factor
                 x, y, arm = source.next_batch()
                 if needs_hidden:
                     logits, hidden = model(x, return_hidden=True)
                 else:
                     logits, hidden = model(x), None
                 loss = F.cross_entropy(apply_heads(logits, y, ctx.heads), y)
-                sc = StepContext(ctx, step, x, y, logits, loss, hidden, arm)
+                sc = StepContext(ctx, step, x, y, logits, loss, hidden, arm, source.last_index)
                 total = loss
                 for p in plugins:
                     pen = p.penalty(sc)
@@ -168,21 +217,22 @@ class Retrainer:
                 optimizer.zero_grad(set_to_none=True)
                 total.backward()
                 if s.grad_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(trainable, s.grad_clip)
+                    norm = torch.nn.utils.clip_grad_norm_(trainable, s.grad_clip)
+                    sc.grad_scale = (s.grad_clip / (norm + 1e-6)).clamp(max=1.0)  # as torch does
                 for h in hooks:
                     h.before_update(sc)
                 optimizer.step()
                 for h in hooks:
                     h.after_step(sc)
                 meter.add_step(len(y), names)
-                if source.wants_reward:
-                    after = float(batched_losses(model, x, y, ctx.heads, keep_mode=True).mean())
-                    meter.add_forward(len(y))
-                    source.update(arm, float(loss.detach()), after)
+                if source.wants_reward:  # the source meters any pass its reward makes
+                    source.update(arm, float(loss.detach()))
             source.end_round(ctx)
             scope.after_round(ctx)
             for p in plugins:
                 p.after_round(ctx)
         finally:
             set_trainable(groups, list(groups))
+            for _, bn in bns:
+                bn.train(model.training)
         return meter.end_round()

@@ -118,12 +118,20 @@ class _Cycler:
 
 class SampleSource:
     """Contract: ``start_round`` returns the round's default number of steps; then
-    ``next_batch`` is called once per step; ``update`` receives the step's reward signal when
-    ``wants_reward`` (the retrainer then measures the batch loss again after the update);
-    ``end_round`` closes the round. ``log`` holds per-round rows for plotting."""
+    ``next_batch`` is called once per step (a source serves batches indefinitely); when
+    ``wants_reward``, ``update(arm, loss)`` receives the step's training-batch loss after the
+    update (a source that needs a measuring pass makes it itself and reports it to
+    ``ctx.meter``); ``end_round`` closes the round. ``log`` holds per-round rows for plotting.
+
+    Batch provenance: after ``start_round``, ``pool = (x, y)`` holds every sample the round's
+    batches can come from (``(P, *input_shape)``, ``(P,)``), and after each ``next_batch``,
+    ``last_index`` (``(B,)`` int64) gives the batch's rows in ``pool``, so a plugin can cache a
+    per-sample quantity once per round (e.g. the served model's activations) and look it up."""
 
     name = "source"
     wants_reward = False
+    pool: tuple[torch.Tensor, torch.Tensor] | None = None
+    last_index: torch.Tensor | None = None
 
     def __init__(self) -> None:
         self.log: list[dict[str, object]] = []
@@ -135,11 +143,16 @@ class SampleSource:
         """Return ``(x, y, arm)`` with ``x`` ``(B, *input_shape)`` on the device."""
         raise NotImplementedError
 
-    def update(self, arm: int, loss_before: float, loss_after: float) -> None:
-        """Reward signal of the last batch (only called when ``wants_reward``)."""
+    def update(self, arm: int, loss: float) -> None:
+        """The last batch's training loss (mean, before the update; only when ``wants_reward``)."""
 
     def end_round(self, ctx) -> None:  # noqa: ANN001
         """Called after the round's last step."""
+
+    def _take(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows ``idx`` of ``pool``, remembered as ``last_index``."""
+        self.last_index = idx
+        return self.pool[0][idx], self.pool[1][idx]
 
 
 class NewOnly(SampleSource):
@@ -152,15 +165,14 @@ class NewOnly(SampleSource):
         self.epochs = epochs
 
     def start_round(self, ctx, batch_size: int) -> int:  # noqa: ANN001
-        self.x = ctx.new_chunk.x.to(ctx.device)
-        self.y = ctx.new_chunk.y.to(ctx.device)
+        self.pool = ctx.new_chunk.x.to(ctx.device), ctx.new_chunk.y.to(ctx.device)
         self.batch_size = batch_size
-        self.cycler = _Cycler(torch.arange(len(self.y), device=ctx.device), ctx.generator)
-        return _epoch_steps(len(self.y), batch_size, self.epochs)
+        n = len(self.pool[1])
+        self.cycler = _Cycler(torch.arange(n, device=ctx.device), ctx.generator)
+        return _epoch_steps(n, batch_size, self.epochs)
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor, int]:
-        idx = self.cycler.take(self.batch_size)
-        return self.x[idx], self.y[idx], -1
+        return (*self._take(self.cycler.take(self.batch_size)), -1)
 
 
 class AllSeen(NewOnly):
@@ -172,10 +184,23 @@ class AllSeen(NewOnly):
         steps_new = super().start_round(ctx, batch_size)
         if len(ctx.seen) == 0:
             return steps_new
-        self.x = torch.cat([ctx.seen.x, self.x])
-        self.y = torch.cat([ctx.seen.y, self.y])
-        self.cycler = _Cycler(torch.arange(len(self.y), device=ctx.device), ctx.generator)
-        return _epoch_steps(len(self.y), batch_size, self.epochs)
+        self.pool = torch.cat([ctx.seen.x, self.pool[0]]), torch.cat([ctx.seen.y, self.pool[1]])
+        n = len(self.pool[1])
+        self.cycler = _Cycler(torch.arange(n, device=ctx.device), ctx.generator)
+        return _epoch_steps(n, batch_size, self.epochs)
+
+
+def _reservoir(capacity: int, ctx) -> SeenData:  # noqa: ANN001
+    """A reservoir of ``capacity`` samples over everything ``ctx.seen`` holds, one arrival
+    round at a time (so each stored sample keeps its arrival round)."""
+    memory = SeenData(capacity, ctx.device,
+                      torch.Generator().manual_seed(int(ctx.generator.initial_seed())))
+    seen = ctx.seen
+    if len(seen):
+        for r in seen.arrival.unique().tolist():
+            keep = (seen.arrival == r).nonzero().flatten()
+            memory.add(Chunk(seen.x[keep], seen.y[keep], f"round {r}"), round_index=int(r))
+    return memory
 
 
 class Replay(SampleSource):
@@ -183,12 +208,13 @@ class Replay(SampleSource):
     memories"): each batch holds ``(1 - replay_ratio) * B`` new samples and ``replay_ratio * B``
     samples drawn uniformly from a reservoir of ``memory_size`` past samples. After the round the
     chunk is offered to the reservoir. Steps: ``budget_factor * epochs * ceil(n_new / B)``, the
-    same budget as the sample bandit, so the two compare at equal cost."""
+    same budget as the sample bandit, so the two compare at equal cost. ``pool`` is the new chunk
+    followed by the memory."""
 
     name = "replay"
 
-    def __init__(self, epochs: float = 1.0, memory_size: int = 2000, replay_ratio: float = 0.5,
-                 budget_factor: float = 2.0) -> None:
+    def __init__(self, epochs: float = 1.0, memory_size: int | None = 2000,
+                 replay_ratio: float = 0.5, budget_factor: float = 2.0) -> None:
         super().__init__()
         if not 0.0 <= replay_ratio < 1.0:
             raise ValueError("replay_ratio must be in [0, 1)")
@@ -198,29 +224,29 @@ class Replay(SampleSource):
 
     def start_round(self, ctx, batch_size: int) -> int:  # noqa: ANN001
         if self.memory is None:  # first retraining round: reservoir over everything seen so far
-            self.memory = SeenData(self.memory_size, ctx.device,
-                                   torch.Generator().manual_seed(int(ctx.generator.initial_seed())))
-            if len(ctx.seen):
-                self.memory.add(Chunk(ctx.seen.x, ctx.seen.y, "seen"), round_index=0)
+            self.memory = _reservoir(self.memory_size, ctx) if self.memory_size else ctx.seen
         self.generator = ctx.generator
-        self.x = ctx.new_chunk.x.to(ctx.device)
-        self.y = ctx.new_chunk.y.to(ctx.device)
+        new_x, new_y = ctx.new_chunk.x.to(ctx.device), ctx.new_chunk.y.to(ctx.device)
+        self.n_pool_new = len(new_y)
+        if len(self.memory):
+            self.pool = torch.cat([new_x, self.memory.x]), torch.cat([new_y, self.memory.y])
+        else:
+            self.pool = new_x, new_y
         n_mem = round(batch_size * self.replay_ratio) if len(self.memory) else 0
         self.n_mem, self.n_new = n_mem, batch_size - n_mem
-        self.cycler = _Cycler(torch.arange(len(self.y), device=ctx.device), ctx.generator)
-        return _epoch_steps(len(self.y), batch_size, self.epochs * self.budget_factor)
+        self.cycler = _Cycler(torch.arange(len(new_y), device=ctx.device), ctx.generator)
+        return _epoch_steps(len(new_y), batch_size, self.epochs * self.budget_factor)
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor, int]:
         idx = self.cycler.take(self.n_new)
-        x, y = self.x[idx], self.y[idx]
         if self.n_mem:
             j = torch.randint(len(self.memory), (self.n_mem,), generator=self.generator)
-            j = j.to(self.memory.device)
-            x, y = torch.cat([x, self.memory.x[j]]), torch.cat([y, self.memory.y[j]])
-        return x, y, -1
+            idx = torch.cat([idx, j.to(idx.device) + self.n_pool_new])
+        return (*self._take(idx), -1)
 
     def end_round(self, ctx) -> None:  # noqa: ANN001
-        self.memory.add(ctx.new_chunk, ctx.round_index)
+        if self.memory is not ctx.seen:
+            self.memory.add(ctx.new_chunk, ctx.round_index)
 
 
 class QuantileScaler:
@@ -255,52 +281,61 @@ class SampleBandit(SampleSource):
     data; each step a bandit policy picks an arm, a mini-batch is drawn from it, one update is
     made, and the arm is rewarded by the learning progress it produced.
 
-    Arms: ``"new"`` (the arriving chunk) plus the past data grouped by ``grouping``:
-    ``"chunk"`` (one arm per arrival round), ``"class"`` (one per label), or ``"loss"``
-    (``n_loss_groups`` quantile bins of the served model's loss on up to ``pool_size`` stored
-    samples; that scoring pass is counted as forward FLOPs).
+    Candidate data: the arriving chunk (arm ``"new"``) and a reservoir memory of
+    ``memory_size`` past samples (as :class:`Replay` keeps; ``None`` = everything seen so far,
+    so a round's scoring cost would grow with history). The memory is grouped into arms by
+    ``grouping``: ``"chunk"`` (one arm per arrival round), ``"class"`` (one per label), or
+    ``"loss"`` (``n_loss_groups`` quantile bins of the served model's loss on up to
+    ``pool_size`` stored samples; that scoring pass is counted as forward FLOPs).
 
-    Reward (scaled to [0, 1] by :class:`QuantileScaler`): ``"progress"`` = loss on the batch
-    before minus after the update (one extra forward of the batch per step); ``"holdout"`` =
-    drop of the loss on a batch of ``holdout_size`` samples drawn at random from the seen and new
-    data and held out of every arm for the round (one forward of that batch per step).
+    Reward (:mod:`paperlib.rewards`, scaled to [0, 1] by :class:`QuantileScaler`):
+    ``"visit_progress"`` (default) = change of the arm's training-batch loss between visits, from
+    the loss the step computes anyway (no extra pass); ``"batch_progress"`` = the batch's loss
+    before minus after the update (one extra, charged forward of the batch per step);
+    ``"holdout"`` = drop of the loss on ``holdout_size`` samples drawn from the memory and the new
+    chunk and held out of every arm for the round (one charged forward of that batch per step,
+    plus one before the first step).
 
     Budget: ``budget_factor * epochs * ceil(n_new / B)`` steps, independent of how much past
-    data exists, so cost stays flat across rounds while all past data stays reachable.
+    data exists.
     """
 
     name = "sample_bandit"
     wants_reward = True
 
     def __init__(self, epochs: float = 1.0, budget_factor: float = 2.0, policy: str = "exp3s",
-                 grouping: str = "chunk", reward: str = "progress", n_loss_groups: int = 4,
+                 grouping: str = "chunk", reward: str = "visit_progress", n_loss_groups: int = 4,
                  pool_size: int = 20000, holdout_size: int = 256, seed: int = 0,
-                 policy_kwargs: dict | None = None) -> None:
+                 policy_kwargs: dict | None = None, memory_size: int | None = 2000) -> None:
         super().__init__()
+        from paperlib.rewards import make_reward
+
         if grouping not in ("chunk", "class", "loss"):
             raise ValueError("grouping must be 'chunk', 'class' or 'loss'")
-        if reward not in ("progress", "holdout"):
-            raise ValueError("reward must be 'progress' or 'holdout'")
+        self.reward, self.reward_fn = reward, make_reward(reward)
         self.epochs, self.budget_factor, self.policy_name = epochs, budget_factor, policy
-        self.grouping, self.reward, self.n_loss_groups = grouping, reward, n_loss_groups
+        self.grouping, self.n_loss_groups = grouping, n_loss_groups
         self.pool_size, self.holdout_size, self.seed = pool_size, holdout_size, seed
         self.policy_kwargs = policy_kwargs or {}
+        self.memory_size = memory_size
+        self.memory: SeenData | None = None
         self.trace: list[dict[str, object]] = []
 
     # -- arms -------------------------------------------------------------------------------
     def _past_arms(self, ctx) -> list[tuple[str, torch.Tensor]]:  # noqa: ANN001
-        seen = ctx.seen
-        if len(seen) == 0:
+        """``(name, rows of the memory)`` per past-data arm."""
+        mem = self.memory
+        if len(mem) == 0:
             return []
         if self.grouping == "chunk":
-            keys = seen.arrival
+            keys = mem.arrival
             return [(f"round {int(k)}", (keys == k).nonzero().flatten()) for k in keys.unique()]
         if self.grouping == "class":
-            return [(f"class {int(c)}", (seen.y == c).nonzero().flatten()) for c in seen.y.unique()]
-        pool = torch.randperm(len(seen), generator=ctx.generator)[: self.pool_size].to(seen.device)
+            return [(f"class {int(c)}", (mem.y == c).nonzero().flatten()) for c in mem.y.unique()]
+        pool = torch.randperm(len(mem), generator=ctx.generator)[: self.pool_size].to(mem.device)
         from paperlib.retrain import batched_losses
 
-        losses = batched_losses(ctx.served_model, seen.x[pool], seen.y[pool], ctx.heads)
+        losses = batched_losses(ctx.served_model, mem.x[pool], mem.y[pool], ctx.heads)
         ctx.meter.add_forward(len(pool))
         order = pool[losses.argsort()]
         bins = order.tensor_split(self.n_loss_groups)
@@ -309,35 +344,33 @@ class SampleBandit(SampleSource):
     def start_round(self, ctx, batch_size: int) -> int:  # noqa: ANN001
         from paperlib.bandits import make_policy
 
+        if self.memory is None:  # first retraining round: reservoir over everything seen so far
+            self.memory = _reservoir(self.memory_size, ctx) if self.memory_size else ctx.seen
         self.ctx, self.batch_size, self.round_index = ctx, batch_size, ctx.round_index
         new_x, new_y = ctx.new_chunk.x.to(ctx.device), ctx.new_chunk.y.to(ctx.device)
-        n_new, n_seen = len(new_y), len(ctx.seen)
-        keep_new = torch.ones(n_new, dtype=torch.bool, device=ctx.device)
-        keep_seen = torch.ones(n_seen, dtype=torch.bool, device=ctx.device)
-        if self.reward == "holdout":  # a reference batch held out of every arm this round
-            pick = torch.randperm(n_new + n_seen, generator=ctx.generator)[: self.holdout_size]
+        mem, n_new = self.memory, len(new_y)
+        self.pool = (torch.cat([new_x, mem.x]), torch.cat([new_y, mem.y])) if len(mem) else (new_x, new_y)
+        keep = torch.ones(len(self.pool[1]), dtype=torch.bool, device=ctx.device)
+        if self.reward_fn.needs_holdout:  # a reference batch held out of every arm this round
+            pick = torch.randperm(len(keep), generator=ctx.generator)[: self.holdout_size]
             pick = pick.to(ctx.device)
-            new_pick, seen_pick = pick[pick < n_new], pick[pick >= n_new] - n_new
-            keep_new[new_pick], keep_seen[seen_pick] = False, False
-            hx, hy = [new_x[new_pick]], [new_y[new_pick]]
-            if n_seen:
-                hx.append(ctx.seen.x[seen_pick])
-                hy.append(ctx.seen.y[seen_pick])
-            self.holdout = torch.cat(hx), torch.cat(hy)
-            self.holdout_loss = None
-        arms = [("new", new_x, new_y, keep_new.nonzero().flatten())]
-        arms += [(name, ctx.seen.x, ctx.seen.y, idx[keep_seen[idx]])
-                 for name, idx in self._past_arms(ctx)]
-        arms = [a for a in arms if a[3].numel()]
+            keep[pick] = False
+            self.holdout = self.reward_fn.holdout = self.pool[0][pick], self.pool[1][pick]
+        arms = [("new", torch.arange(n_new, device=ctx.device))]
+        arms += [(name, idx.to(ctx.device) + n_new) for name, idx in self._past_arms(ctx)]
+        arms = [(name, idx[keep[idx]]) for name, idx in arms]
+        arms = [a for a in arms if a[1].numel()]
         self.arm_names = [a[0] for a in arms]
-        self.arm_data = [(a[1], a[2]) for a in arms]
-        self.cyclers = [_Cycler(a[3], ctx.generator) for a in arms]
+        self.cyclers = [_Cycler(a[1], ctx.generator) for a in arms]
         self.policy = make_policy(self.policy_name, len(arms), seed=self.seed * 1000 + ctx.round_index,
                                   **self.policy_kwargs)
         self.scaler = QuantileScaler()
         self.pulls = [0] * len(arms)
         self.reward_sum = [0.0] * len(arms)
-        steps = _epoch_steps(len(new_y), batch_size, self.epochs * self.budget_factor)
+        self.n_rewards = [0] * len(arms)
+        if self.wants_reward:
+            self.reward_fn.start_round(ctx)
+        steps = _epoch_steps(n_new, batch_size, self.epochs * self.budget_factor)
         self.snapshot_every = max(1, steps // 25)
         self.step = 0
         return steps
@@ -350,26 +383,18 @@ class SampleBandit(SampleSource):
         self.step += 1
         arm = self.policy.pull() if len(self.arm_names) > 1 else 0
         self.pulls[arm] += 1
-        x, y = self.arm_data[arm]
-        idx = self.cyclers[arm].take(self.batch_size)
-        return x[idx], y[idx], arm
+        x, y = self._take(self.cyclers[arm].take(self.batch_size))
+        if self.reward_fn.needs_batch:
+            self.reward_fn.batch = x, y
+        return x, y, arm
 
-    def _holdout_loss(self) -> float:
-        from paperlib.retrain import batched_losses
-
-        self.ctx.meter.add_forward(len(self.holdout[1]))
-        return float(batched_losses(self.ctx.model, *self.holdout, self.ctx.heads,
-                                    keep_mode=True).mean())
-
-    def update(self, arm: int, loss_before: float, loss_after: float) -> None:
-        if self.reward == "progress":
-            raw = loss_before - loss_after
-        else:
-            after = self._holdout_loss()
-            before = self.holdout_loss if self.holdout_loss is not None else after
-            raw, self.holdout_loss = before - after, after
+    def update(self, arm: int, loss: float) -> None:
+        raw = self.reward_fn(self.ctx, arm, loss)
+        if raw is None:  # no signal yet (e.g. the arm's first visit): no policy update
+            return
         r = self.scaler(raw)
         self.reward_sum[arm] += r
+        self.n_rewards[arm] += 1
         if len(self.arm_names) > 1:
             self.policy.update(arm, r)
 
@@ -378,9 +403,13 @@ class SampleBandit(SampleSource):
         for i, name in enumerate(self.arm_names):
             self.log.append({"round": self.round_index, "arm": name, "pulls": self.pulls[i],
                              "probability": float(probs[i]),
-                             "mean_reward": (self.reward_sum[i] / self.pulls[i]
-                                             if self.wants_reward and self.pulls[i] else float("nan"))})
-        del self.ctx, self.arm_data, self.cyclers
+                             "mean_reward": (self.reward_sum[i] / self.n_rewards[i]
+                                             if self.n_rewards[i] else float("nan"))})
+        if self.memory is not ctx.seen:
+            self.memory.add(ctx.new_chunk, ctx.round_index)
+        self.reward_fn.batch = self.reward_fn.holdout = None
+        del self.ctx, self.cyclers
+        self.pool = self.last_index = None
 
 
 class RandomSamples(SampleBandit):

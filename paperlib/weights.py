@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from paperlib.plugins import Plugin, RoundContext, StepContext
@@ -75,12 +76,20 @@ class WeightBandit(WeightScope):
 
     ``k_groups`` may be an int or a fraction of G (rounded up). The policy persists across
     rounds (the groups do not change); Exp3.M's exploration keeps every group reachable.
+
+    ``train_head_always`` (default; ours): the output layer ``head`` trains at every step and
+    counts as one of the ``k``, and the bandit picks the other ``k - 1`` among the remaining
+    groups, so new classes always reach the logits. False: the head is an arm like any other.
+
+    The log's ``probability`` is each group's inclusion probability in the k-set actually
+    drawn (:func:`inclusion_probabilities`; 1 for the always-trained head).
     """
 
     name = "weight_bandit"
 
     def __init__(self, k_groups: float = 0.5, reselect_every: int = 20, policy: str = "exp3m",
-                 seed: int = 0, policy_kwargs: dict | None = None, reward: str = "share") -> None:
+                 seed: int = 0, policy_kwargs: dict | None = None, reward: str = "share",
+                 train_head_always: bool = True) -> None:
         super().__init__()
         if reward not in ("share", "per_param"):
             raise ValueError("reward must be 'share' or 'per_param'")
@@ -90,6 +99,7 @@ class WeightBandit(WeightScope):
         self.k_groups, self.reselect_every = k_groups, reselect_every
         self.policy_name, self.seed = policy, seed
         self.policy_kwargs = policy_kwargs or {}
+        self.train_head_always = train_head_always
         self.policy = None
 
     def start_round(self, ctx: RoundContext, steps: int) -> None:
@@ -99,27 +109,33 @@ class WeightBandit(WeightScope):
         G = len(self.groups)
         k = self.k_groups if self.k_groups >= 1 else math.ceil(self.k_groups * G)
         self.k = int(min(G, max(1, k)))
+        self.always = ("head",) if self.train_head_always and "head" in self.groups and G > 1 else ()
+        self.arms = [g for g in self.groups if g not in self.always]
+        self.k_arms = self.k - len(self.always)
         if self.policy is None:
-            self.policy = make_policy(self.policy_name, G, seed=self.seed, **self.policy_kwargs)
+            self.policy = make_policy(self.policy_name, len(self.arms), seed=self.seed,
+                                      **self.policy_kwargs)
         self.params = ctx.model.parameter_groups()
         self.n_params = {g: sum(p.numel() for p in ps) for g, ps in self.params.items()}
         self.round_index = ctx.round_index
         self.active: tuple[str, ...] = ()
         self.contrib: dict[str, torch.Tensor] = {}
 
+    def _bandit_decides(self) -> bool:
+        return 0 < self.k_arms < len(self.arms)
+
     def _close_period(self) -> None:
-        if not self.active:
+        if not self.active or not self._bandit_decides():
             return
-        arms = [self.groups.index(g) for g in self.active]
+        drawn = [g for g in self.active if g in self.arms]
+        arms = [self.arms.index(g) for g in drawn]
         if self.reward == "per_param":
-            rewards = [self.scaler(float(self.contrib[g]) / self.n_params[g]) for g in self.active]
-        else:
+            rewards = [self.scaler(float(self.contrib[g]) / self.n_params[g]) for g in drawn]
+        else:  # share of the loss decrease among every trained group (the head included)
             c = {g: max(float(v), 0.0) for g, v in self.contrib.items()}
             total = sum(c.values())
-            rewards = [c[g] / total if total > 0 else 0.0 for g in self.active]
-        if self.k == len(self.groups):
-            return
-        if self.k == 1:
+            rewards = [c[g] / total if total > 0 else 0.0 for g in drawn]
+        if self.k_arms == 1:
             self.policy.update(arms[0], rewards[0])
         else:
             self.policy.update_k(arms, rewards)
@@ -127,13 +143,19 @@ class WeightBandit(WeightScope):
     def select(self, step: int) -> tuple[str, ...]:
         if step % self.reselect_every == 0:
             self._close_period()
-            arms = self.policy.pull_k(self.k)
-            self.active = tuple(self.groups[a] for a in sorted(arms))
+            incl = dict.fromkeys(self.always, 1.0)
+            if self._bandit_decides():
+                p = inclusion_probabilities(self.policy, self.k_arms)
+                incl.update({g: float(p[i]) for i, g in enumerate(self.arms)})
+                drawn = {self.arms[a] for a in self.policy.pull_k(self.k_arms)}
+            else:
+                drawn = set(self.arms) if self.k_arms > 0 else set()
+                incl.update({g: float(g in drawn) for g in self.arms})
+            self.active = tuple(g for g in self.groups if g in drawn or g in self.always)
             self.contrib = {g: torch.zeros(()) for g in self.active}
-            probs = self.policy.probabilities()
-            for i, g in enumerate(self.groups):
+            for g in self.groups:
                 self.log.append({"round": self.round_index, "step": step, "group": g,
-                                 "trained": g in self.active, "probability": float(probs[i])})
+                                 "trained": g in self.active, "probability": incl[g]})
         return self.active
 
     def _grad_dot_params(self) -> dict[str, torch.Tensor]:
@@ -159,6 +181,61 @@ class WeightBandit(WeightScope):
     def after_round(self, ctx: RoundContext) -> None:
         self._close_period()
         self.active = ()
+
+
+def inclusion_probabilities(policy, k: int) -> np.ndarray:  # noqa: ANN001 - bandits.Policy
+    """``(K,)`` probability that each arm is in the k-set ``policy.pull_k(k)`` draws now
+    (sums to ``k``): Exp3.M's DepRound marginals, ``k / K`` for the uniform policy, the top-k
+    indicator for UCB1, the exact successive-sampling marginals for policies that draw k arms
+    without replacement from :meth:`probabilities` (the base ``pull_k``; Exp3, Exp3.S), and a
+    Monte-Carlo estimate (2000 draws on a copy; the policy's own generator is untouched)
+    otherwise.
+
+    >>> from paperlib.bandits import make_policy
+    >>> inclusion_probabilities(make_policy("uniform", 4), 2).tolist()
+    [0.5, 0.5, 0.5, 0.5]
+    >>> p = inclusion_probabilities(make_policy("exp3", 3), 2)
+    >>> p.round(6).tolist(), round(float(p.sum()), 9)
+    ([0.666667, 0.666667, 0.666667], 2.0)
+    """
+    from paperlib.bandits import UCB1, Policy, Uniform
+
+    n = policy.n_arms
+    if hasattr(policy, "marginals"):
+        return np.asarray(policy.marginals(k), dtype=float)
+    if k == 1 and type(policy)._pull_k is Policy._pull_k:
+        return np.asarray(policy.probabilities(), dtype=float)
+    if isinstance(policy, Uniform):
+        return np.full(n, k / n)
+    if isinstance(policy, UCB1):
+        out = np.zeros(n)
+        out[np.argsort(-policy.scores(), kind="stable")[:k]] = 1.0
+        return out
+    if type(policy)._pull_k is Policy._pull_k and n <= 16:
+        p = np.asarray(policy.probabilities(), dtype=float)
+        p = p / p.sum()
+        states = {0: 1.0}  # bitmask of arms drawn so far -> probability
+        for _ in range(k):
+            nxt: dict[int, float] = {}
+            for mask, q in states.items():
+                left = 1.0 - sum(p[i] for i in range(n) if mask >> i & 1)
+                for i in range(n):
+                    if not mask >> i & 1 and p[i] > 0:
+                        nxt[mask | 1 << i] = nxt.get(mask | 1 << i, 0.0) + q * p[i] / left
+            states = nxt
+        out = np.zeros(n)
+        for mask, q in states.items():
+            for i in range(n):
+                if mask >> i & 1:
+                    out[i] += q
+        return out
+    import copy
+
+    clone = copy.deepcopy(policy)
+    counts = np.zeros(n)
+    for _ in range(2000):
+        counts[clone.pull_k(k)] += 1
+    return counts / 2000
 
 
 class RandomWeights(WeightBandit):

@@ -156,7 +156,8 @@ def test_weight_bandit_per_parameter_reward():
     torch.manual_seed(0)
     model = mlp((1, 8, 8), 10, widths=(16, 8))
     seen_rewards = []
-    scope = WeightBandit(k_groups=1, reselect_every=4, seed=0, reward="per_param")
+    scope = WeightBandit(k_groups=1, reselect_every=4, seed=0, reward="per_param",
+                         train_head_always=False)
     original = scope._close_period
 
     def spy():

@@ -73,8 +73,9 @@ def lr_factor(progress: float, schedule: str = "constant", warmup_fraction: floa
     """Learning-rate multiplier at ``progress`` = share of the round's expected steps done
     (``step / expected_steps``, in [0, 1]; values past 1 count as 1).
 
-    ``"warmup_cosine"``: linear from ``1 / warmup`` steps' worth up to 1 over the first
-    ``warmup_fraction``, then half a cosine down to 0 at ``progress = 1``.
+    ``"warmup_cosine"``: linear from 0 up to 1 over the first ``warmup_fraction``, then half a
+    cosine down to 0 at ``progress = 1``. The retrainer evaluates it at the middle of each step,
+    ``(step + 0.5) / expected_steps``, so no step has a zero learning rate.
 
     >>> [round(lr_factor(p, "warmup_cosine", 0.1), 3) for p in (0.0, 0.05, 0.1, 0.55, 1.0)]
     [0.0, 0.5, 1.0, 0.5, 0.0]
@@ -181,7 +182,8 @@ class Retrainer:
         active: tuple[str, ...] | None = None
         ctx.batch_pool = source.pool
         bns = group_batch_norms(model) if s.freeze_bn_stats else []
-        # Expected steps of the round, the horizon of the learning-rate schedule.
+        # Expected steps of the round, the horizon of the learning-rate schedule (under a FLOP
+        # budget: budget FLOPs / FLOPs of one full-model step).
         expected_steps = n_steps
         try:
             for step in range(n_steps):

@@ -141,3 +141,51 @@ def test_budget_with_steps_or_misspelt_is_a_config_error():
         RunConfig.from_params({**SMOKE, "budgte": 2})
     assert RunConfig.from_params({**SMOKE, "budget": "2.5"}).budget == 2.5
     assert RunConfig.from_params({**SMOKE, "budget": "none"}).budget is None
+
+
+def test_bench_pairs_each_repeats_time_with_its_own_flops():
+    from paperlib.bench import _freeze_row
+
+    # repeat 0 froze a cheap group (FLOP ratio 0.4), repeat 1 an expensive one (0.8); the time
+    # ratios follow their own repeat, so every realised share is computed within one repeat
+    row = _freeze_row("k=1", [((1.0, 10.0), (0.5, 4.0)), ((1.0, 10.0), (0.85, 8.0))])
+    assert row["flop_ratio_range"] == "0.400-0.800"
+    assert row["realised_share"] == pytest.approx(((0.5 / 0.6) + (0.15 / 0.2)) / 2)
+
+
+def test_bench_targets_table_from_fake_runs():
+    from paperlib.bench_targets import (
+        AT_REPLAY_BUDGET,
+        SCENARIOS,
+        evaluate_targets,
+        replay_budget,
+        target_runs,
+    )
+
+    assert replay_budget("quick") == 4.0  # budget_factor 2 x epochs 2
+
+    class Fake:
+        def __init__(self, summary):
+            self.summary = summary
+
+    def fake_run(params, store):
+        m, b = params["method"], params["budget"]
+        acc = {"full_retrain": 0.97, "bandit": 0.965 if b is None else 0.95, "replay": 0.952,
+               "random_weights": 0.94, "random_samples": 0.96}[m]
+        flops = {"full_retrain": 100.0, "bandit": 60.0 if b is None else 25.5}.get(m, 25.0)
+        return Fake({"final_avg_accuracy": acc + 0.001 * params["seed"], "train_flops": flops,
+                     "retrain_seconds": flops / 10, "grad_steps": 1})
+
+    rows = target_runs("cpu", [0, 1, 2], "quick", run=fake_run)
+    assert len(rows) == 3 * (2 + len(SCENARIOS) * len(AT_REPLAY_BUDGET))
+    table = {(t["target"], t["scenario"]): t for t in evaluate_targets(rows, "quick")}
+    di = "data_incremental"
+    own = table[("full_retrain minus bandit (own default), accuracy", di)]
+    assert own["mean"] == pytest.approx(0.005) and own["verdict"] == "PASS"
+    assert table[("bandit (own default) / full_retrain, training FLOPs", di)]["verdict"] == "MISS"
+    assert table[("bandit (replay's budget 4) / full_retrain, seconds", di)]["verdict"] == "MISS"
+    for sc in SCENARIOS:
+        assert table[("bandit / replay, training FLOPs (matched)", sc)]["verdict"] == "PASS"
+        assert table[("bandit minus replay, accuracy", sc)]["verdict"] == "PASS"   # -0.002
+        assert table[("bandit minus random_weights, accuracy", sc)]["verdict"] == "PASS"
+        assert table[("bandit minus random_samples, accuracy", sc)]["verdict"] == "MISS"

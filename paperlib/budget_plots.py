@@ -57,7 +57,8 @@ def budget_curves(summaries: pd.DataFrame, title: str | None = None) -> Figure:
     methods = plots._methods_in(pts)
     styles = plots.method_styles(methods)
     settings = list(dict.fromkeys(pts["setting"]))
-    fig, axes = plots._panels(len(settings), width=3.8, height=3.0, sharey=False)
+    fig, axes = plots._panels(len(settings), width=4.6 if len(settings) == 1 else 3.8,
+                              height=3.2, sharey=False)
     for ax, setting in zip(axes, settings, strict=True):
         here = pts[pts["setting"] == setting]
         for method in methods:
@@ -86,7 +87,8 @@ def budget_curves(summaries: pd.DataFrame, title: str | None = None) -> Figure:
     for ax in axes:
         for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(lab, h)
-    plots._legend(fig, list(handles.values()), list(handles), "method")
+    fig.legend(list(handles.values()), list(handles), title="method", loc="outside lower center",
+               ncols=3 if len(settings) == 1 else 4, columnspacing=1.2, handlelength=2.6)
     if title:
         fig.suptitle(title)
     return fig

@@ -16,7 +16,15 @@ from paperlib.models import build_model, mlp
 from paperlib.plugins import Plugin, RoundContext
 from paperlib.retrain import Retrainer, TrainSettings, budget_flops
 from paperlib.runner import run, stream_for
-from paperlib.samples import NewOnly, SeenData, _epoch_steps
+from paperlib.samples import (
+    AllSeen,
+    NewOnly,
+    RandomSamples,
+    Replay,
+    SampleBandit,
+    SeenData,
+    _epoch_steps,
+)
 from paperlib.streams import Chunk
 from paperlib.weights import AllWeights, FixedSubset
 
@@ -189,3 +197,26 @@ def test_bench_targets_table_from_fake_runs():
         assert table[("bandit minus replay, accuracy", sc)]["verdict"] == "PASS"   # -0.002
         assert table[("bandit minus random_weights, accuracy", sc)]["verdict"] == "PASS"
         assert table[("bandit minus random_samples, accuracy", sc)]["verdict"] == "MISS"
+
+
+@pytest.mark.parametrize("make", [
+    lambda: NewOnly(1), lambda: AllSeen(1), lambda: Replay(1, memory_size=50),
+    lambda: SampleBandit(1), lambda: RandomSamples()],
+    ids=["new_only", "all_seen", "replay", "sample_bandit", "random_samples"])
+def test_sources_serve_batches_past_their_default_step_count(make):
+    torch.manual_seed(0)
+    model = mlp(INPUT, 10, widths=(16,))
+    gen = torch.Generator().manual_seed(0)
+    seen = SeenData()
+    seen.add(Chunk(torch.rand(80, *INPUT), torch.randint(0, 10, (80,)), "old"), round_index=0)
+    new = Chunk(torch.rand(40, *INPUT), torch.randint(0, 10, (40,)), "new")
+    ctx = RoundContext(1, model, model, new, None, seen, torch.device("cpu"), gen,
+                       ComputeMeter(model, INPUT))
+    source = make()
+    default = source.start_round(ctx, 16)
+    for _ in range(3 * default + 5):
+        x, y, arm = source.next_batch()
+        assert x.shape == (16, *INPUT) and y.shape == (16,)
+        if source.wants_reward:
+            source.update(arm, 1.0, 0.5)
+    source.end_round(ctx)

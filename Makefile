@@ -39,7 +39,7 @@ test: $(STAMP) lint
 include reproduce.mk
 
 bench: $(STAMP)
-	PAPERLIB_DATA_MIRROR="$(REPRO_MIRROR)" $(PY) -m paperlib.bench --seeds 0,1 --readme README.md
+	PAPERLIB_DATA_MIRROR="$(REPRO_MIRROR)" $(PY) -m paperlib.bench --seeds 0,1,2 --readme README.md
 
 clean-venv:
 	rm -rf $(VENV)

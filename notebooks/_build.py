@@ -210,14 +210,28 @@ nb.save_table(table, nb.name("arms"), grid=grid, caption=f"{nb.label}: data arms
 table''',
     ])
 
-_nb("07_cost_vs_accuracy", "Cost vs accuracy: every method on a Pareto plot",
+_nb("07_cost_vs_accuracy", "Cost vs accuracy: every method on a Pareto plot, and at equal budgets",
     """Every method as one point (mean over seeds, error bars = sd): retraining cost (training
 FLOPs; wall-clock seconds in the second figure) against final average accuracy, for
 data-incremental and class-incremental MNIST. The Pareto front marks the methods no other method
 beats on both cost and accuracy. The runs are those of notebooks 01, 02 and 05 (cache hits in
-`results/`); run those first or this notebook computes them.""",
+`results/`); run those first or this notebook computes them.
+
+Then **accuracy against compute**: every method of `experiments.BUDGET_METHODS` retrains under
+the same per-round budget (the run parameter `budget`, in full-model training passes over the
+new chunk: `budget × n_new × full-step FLOPs per sample`, every extra forward/backward pass and
+every importance estimate charged, as Prabhu et al. and Ghunaim et al., CVPR 2023, count
+compute), at the profile's budgets (`experiments.BUDGETS`; replay's default is 4 passes,
+full retraining's 12-20 on quick data-incremental MNIST), with `full_retrain` at its own cost as
+the reference. Curves: x = training FLOPs over all retraining rounds (log scale), y = final
+average accuracy, band = sd over seeds; the table compares the methods at each budget.""",
     base='{"dataset": "mnist"}',
     methods="experiments.ALL_METHODS",
+    extra_params=('budgets = None           # None -> experiments.BUDGETS[profile]; or "1,2,4,16"\n'
+                  'budget_scenarios = None  # None -> experiments.BUDGET_SCENARIOS[profile]\n'
+                  'budget_methods = None    # None -> experiments.BUDGET_METHODS\n'),
+    extra_setup=(", budgets=budgets, budget_scenarios=budget_scenarios, "
+                 "budget_methods=budget_methods"),
     cells=[
         '''settings = [{**nb.base, "scenario": s} for s in ("data_incremental", "class_incremental")]
 grid = nb.run_grid(settings)''',
@@ -230,6 +244,25 @@ nb.save_figure(fig, nb.name("seconds"), grid=grid,
         '''table = report.summary_table(grid.summaries)
 nb.save_table(table, nb.name("results"), grid=grid, caption="Cost and accuracy of every method")
 report.formatted_table(table)''',
+        '''from paperlib import budget_plots
+
+sweep_settings = experiments.budget_settings(nb.base, nb.profile, budgets, budget_scenarios)
+sweep = experiments.run_grid(sweep_settings, experiments.resolve_methods(
+    budget_methods, experiments.BUDGET_METHODS), nb.seeds)
+references = nb.run_grid([{**nb.base, "scenario": s} for s in dict.fromkeys(
+    st["scenario"] for st in sweep_settings)], methods=experiments.BUDGET_REFERENCES)
+curves = sweep + references
+print(f"budget sweep: {len(curves.runs)} runs, {curves.wall_seconds:.0f} s")''',
+        '''fig = budget_plots.budget_curves(curves.summaries, title="accuracy against training compute")
+nb.save_figure(fig, nb.name("budget_curves"), grid=curves,
+               caption="Final average accuracy against training FLOPs (all retraining rounds, log "
+                       "scale) at equal per-round budgets; band = sd over seeds; full_retrain at "
+                       "its own cost")
+table = budget_plots.matched_budget_table(curves.summaries)
+nb.save_table(table, nb.name("matched_budgets"), grid=curves,
+              caption="Final average accuracy (mean ± sd over seeds) of every method at each "
+                      "per-round budget (full-model passes over the new chunk)")
+table''',
     ])
 
 

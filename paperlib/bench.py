@@ -5,11 +5,14 @@ loop doing the same work (same model, batches, Adam, gradient clipping, finitene
 Target: at most 1.10x.
 
 Part 2a - freezing: steps with k of G parameter groups trainable against all groups; the
-measured time saving next to the saving the FLOP count predicts. Target: >= 80% realised.
+measured time saving next to the saving the FLOP count predicts. Each repeat's time ratio is
+paired with that repeat's FLOP ratio (a weight bandit of seed r draws its own groups); medians
+over repeats. Target: >= 80% realised.
 
-Part 2b - methods: ``bandit`` against ``full_retrain`` and ``finetune`` on data- and
-class-incremental MNIST (quick profile): final accuracy and total retraining seconds.
-Target: within 1 accuracy point of ``full_retrain`` at <= 25% of its retraining time.
+Part 2b - issue 8's targets at equal compute (:mod:`paperlib.bench_targets`): on MNIST, quick
+profile, 3 seeds, ``bandit`` against ``full_retrain`` (data-incremental) and, at replay's budget,
+against ``replay``, ``random_weights`` and ``random_samples`` (data-incremental,
+class-incremental, rotated); one table, PASS or MISS per target.
 
 Run ``python -m paperlib.bench --help`` for options; results are also written as JSON.
 """
@@ -36,6 +39,9 @@ from paperlib.streams import Chunk
 from paperlib.weights import AllWeights, FixedSubset, WeightBandit
 
 INPUT = (1, 28, 28)
+FREEZE_COLS = ["scope", "flop_ratio", "flop_ratio_range", "time_ratio", "predicted_saving",
+               "measured_saving", "realised_share"]
+TARGET_COLS = ["target", "scenario", "value", "goal", "verdict"]
 
 
 def _data(n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -103,64 +109,45 @@ def bench_engine(device: torch.device, arch: str, steps: int, repeats: int) -> d
 
 
 def bench_freezing(device: torch.device, arch: str, steps: int, repeats: int) -> list[dict[str, Any]]:
+    """Per scope, ``repeats`` interleaved pairs (all groups, the subset); each repeat's time
+    ratio is paired with that repeat's FLOP ratio (a weight bandit of seed ``r`` draws its
+    own groups), and the row reports medians over repeats of the paired quantities."""
     settings = TrainSettings(batch_size=128, lr=1e-3, grad_clip=5.0)
     x, y = _data(4096, device)
     torch.manual_seed(0)
     model = build_model(arch, INPUT, 10).to(device)
     groups = list(model.parameter_groups())
-    scopes = {f"top {k} of {len(groups)}": groups[-k:] for k in range(1, len(groups))}
+    scopes: dict[str, Any] = {f"top {k} of {len(groups)}": (lambda r, s=tuple(groups[-k:]):
+                                                            FixedSubset(s))
+                              for k in range(1, len(groups))}
+    for k in (1, 2):
+        scopes[f"weight bandit k={k} of {len(groups)}"] = (
+            lambda r, k=k: WeightBandit(k_groups=k, reselect_every=20, seed=r))
     engine_round(model, x, y, 5, settings)
     rows = []
-    for label, subset in scopes.items():
-        t_all, t_sub = [], []
+    for label, make_scope in scopes.items():
+        pairs = []
         for r in range(repeats):
-            runs = [("all", AllWeights()), ("sub", FixedSubset(tuple(subset)))]
+            runs = [("all", AllWeights()), ("sub", make_scope(r))]
+            got = {}
             for kind, scope in runs if r % 2 == 0 else runs[::-1]:
-                sec, flops = engine_round(model, x, y, steps, settings, scope)
-                if kind == "all":
-                    t_all.append(sec)
-                    flops_all = flops
-                else:
-                    t_sub.append(sec)
-                    flops_sub = flops
-        rows.append(_freeze_row(label, statistics.median(t_all), statistics.median(t_sub),
-                                flops_all, flops_sub))
-    for k in (1, 2):
-        t_all, t_sub = [], []
-        for r in range(repeats):
-            sec, flops_all = engine_round(model, x, y, steps, settings, AllWeights())
-            t_all.append(sec)
-            scope = WeightBandit(k_groups=k, reselect_every=20, seed=r)
-            sec, flops_sub = engine_round(model, x, y, steps, settings, scope)
-            t_sub.append(sec)
-        rows.append(_freeze_row(f"weight bandit k={k} of {len(groups)}", statistics.median(t_all),
-                                statistics.median(t_sub), flops_all, flops_sub))
+                got[kind] = engine_round(model, x, y, steps, settings, scope)
+            pairs.append((got["all"], got["sub"]))
+        rows.append(_freeze_row(label, pairs))
     return [r | {"arch": arch, "device": device.type, "steps": steps} for r in rows]
 
 
-def _freeze_row(label: str, t_all: float, t_sub: float, f_all: float, f_sub: float) -> dict:
-    predicted = 1 - f_sub / f_all
-    measured = 1 - t_sub / t_all
-    return {"scope": label, "time_ratio": t_sub / t_all, "flop_ratio": f_sub / f_all,
+def _freeze_row(label: str, pairs: list[tuple[tuple[float, float], tuple[float, float]]]) -> dict:
+    """Medians over repeats of paired ratios; ``pairs`` = [((t_all, f_all), (t_sub, f_sub))]."""
+    time_r = [ts / ta for (ta, _), (ts, _) in pairs]
+    flop_r = [fs / fa for (_, fa), (_, fs) in pairs]
+    shares = [(1 - t) / (1 - f) for t, f in zip(time_r, flop_r, strict=True) if f < 1]
+    predicted, measured = 1 - statistics.median(flop_r), 1 - statistics.median(time_r)
+    return {"scope": label, "time_ratio": statistics.median(time_r),
+            "flop_ratio": statistics.median(flop_r),
+            "flop_ratio_range": f"{min(flop_r):.3f}-{max(flop_r):.3f}",
             "predicted_saving": predicted, "measured_saving": measured,
-            "realised_share": measured / predicted if predicted > 0 else float("nan")}
-
-
-def bench_methods(device: str, seeds: list[int], profile: str) -> list[dict[str, Any]]:
-    from paperlib.runner import run
-
-    rows = []
-    for scenario in ("data_incremental", "class_incremental"):
-        for method in ("finetune", "full_retrain", "bandit"):
-            for seed in seeds:
-                s = run({"dataset": "mnist", "scenario": scenario, "method": method, "seed": seed,
-                         "profile": profile, "device": device}, store=False).summary
-                rows.append({"scenario": scenario, "method": method, "seed": seed,
-                             "final_avg_accuracy": s["final_avg_accuracy"],
-                             "retrain_seconds": s["retrain_seconds"],
-                             "train_flops": s["train_flops"],
-                             "trainable_fraction": s["trainable_fraction"]})
-    return rows
+            "realised_share": statistics.median(shares) if shares else float("nan")}
 
 
 def _print_table(rows: list[dict[str, Any]], cols: list[str]) -> None:
@@ -188,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--seeds", default="0", help="comma-separated seeds for part 2b")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds for part 2b")
     p.add_argument("--profile", default="quick", help="profile for part 2b")
     p.add_argument("--out", type=Path, default=Path("results/bench.json"))
     p.add_argument("--readme", type=Path, default=None,
@@ -208,28 +195,20 @@ def main(argv: list[str] | None = None) -> int:
     if a.part in ("freezing", "all"):
         print("\n== Part 2a: freezing k of G groups (target: measured saving >= 80% of predicted) ==")
         out["freezing"] = bench_freezing(device, "lenet", max(10, a.steps // 10), a.repeats)
-        _print_table(out["freezing"], ["scope", "flop_ratio", "time_ratio", "predicted_saving",
-                                       "measured_saving", "realised_share"])
+        _print_table(out["freezing"], FREEZE_COLS)
     if a.part in ("methods", "all"):
-        print("\n== Part 2b: bandit vs full_retrain vs finetune on MNIST "
-              f"(profile {a.profile}; target: within 0.01 of full_retrain at <= 25% of its time) ==")
-        rows = bench_methods(device.type, [int(s) for s in a.seeds.split(",")], a.profile)
-        out["methods"] = rows
-        _print_table(rows, ["scenario", "method", "seed", "final_avg_accuracy", "retrain_seconds",
-                            "train_flops", "trainable_fraction"])
-        for scenario in ("data_incremental", "class_incremental"):
-            def mean(method: str, key: str, sc: str = scenario) -> float:
-                return statistics.mean(r[key] for r in rows
-                                       if r["scenario"] == sc and r["method"] == method)
-            gap = mean("full_retrain", "final_avg_accuracy") - mean("bandit", "final_avg_accuracy")
-            tr = mean("bandit", "retrain_seconds") / mean("full_retrain", "retrain_seconds")
-            fr = mean("bandit", "train_flops") / mean("full_retrain", "train_flops")
-            out.setdefault("method_ratios", []).append(
-                {"scenario": scenario, "accuracy_gap_vs_full": gap, "time_ratio_vs_full": tr,
-                 "flop_ratio_vs_full": fr})
-            verdict = "met" if gap <= 0.01 and tr <= 0.25 else "MISSED"
-            print(f"{scenario}: bandit is {gap * 100:+.2f} points below full_retrain at "
-                  f"{tr:.1%} of its retraining time ({fr:.1%} of its FLOPs): target {verdict}")
+        from paperlib.bench_targets import evaluate_targets, replay_budget, target_runs
+
+        seeds = [int(v) for v in a.seeds.split(",")]
+        print(f"\n== Part 2b: issue 8's targets at equal compute, MNIST, profile {a.profile}, "
+              f"seeds {a.seeds} (replay's budget = {replay_budget(a.profile):g} full passes over "
+              f"the new chunk per round) ==")
+        out["methods"] = target_runs(device.type, seeds, a.profile)
+        _print_table(out["methods"], ["scenario", "method", "budget", "seed", "final_avg_accuracy",
+                                      "train_flops", "retrain_seconds", "grad_steps"])
+        out["targets"] = evaluate_targets(out["methods"], a.profile)
+        print()
+        _print_table(out["targets"], TARGET_COLS)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(out, indent=2))
     print(f"\nwritten {a.out}")
@@ -241,11 +220,10 @@ def main(argv: list[str] | None = None) -> int:
               "Part 1, engine step / hand-written loop:", "",
               _markdown(out["engine"], ["arch", "hand_ms_per_step", "engine_ms_per_step", "ratio"]),
               "", "Part 2a, freezing (LeNet, batch 128):", "",
-              _markdown(out["freezing"], ["scope", "flop_ratio", "time_ratio",
-                                          "predicted_saving", "measured_saving", "realised_share"]),
-              "", f"Part 2b, MNIST, profile {a.profile}, seeds {a.seeds}:", "",
-              _markdown(out["method_ratios"], ["scenario", "accuracy_gap_vs_full",
-                                               "time_ratio_vs_full", "flop_ratio_vs_full"])]
+              _markdown(out["freezing"], FREEZE_COLS),
+              "", f"Part 2b, issue 8's targets at equal compute (MNIST, profile {a.profile}, "
+              f"seeds {a.seeds}; mean ± sd over seeds of per-seed paired values):", "",
+              _markdown(out["targets"], TARGET_COLS)]
         splice_readme(a.readme, "\n".join(md), "<!-- bench:start -->", "<!-- bench:end -->")
         print(f"updated the benchmark section of {a.readme}")
     return 0

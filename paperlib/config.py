@@ -22,6 +22,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,8 +62,12 @@ FIELDS: dict[str, Spec] = {
                   help="network; auto picks by dataset and profile"),
     "hidden_widths": Spec("ints", optional=True, help="MLP hidden widths, e.g. 256,256"),
     "epochs_initial": Spec("float", lo=0.01, help="epochs that train the first served model"),
-    "epochs": Spec("float", lo=0.01, help="epochs per retraining round (unit of every budget)"),
-    "steps": Spec("int", lo=1, optional=True, help="fixed steps per round (overrides budgets)"),
+    "epochs": Spec("float", lo=0.01, help="epochs per retraining round (unit of the default step counts)"),
+    "steps": Spec("int", lo=1, optional=True, help="fixed steps per round (not with budget)"),
+    "budget": Spec("float", lo=0.0, optional=True,
+                   help="training FLOPs per round, in full-model passes over the new chunk "
+                        "(budget * n_new * full-step FLOPs per sample); None = the method's "
+                        "default step count"),
     "batch_size": Spec("int", lo=1, help="mini-batch size"),
     "lr": Spec("float", lo=0.0, hi=10.0, help="learning rate"),
     "optimizer": Spec("str", ("adam", "sgd")),
@@ -93,7 +98,7 @@ FIELDS: dict[str, Spec] = {
 _BASE: dict[str, Any] = {
     "dataset": "digits", "scenario": "data_incremental", "method": "finetune", "seed": 0,
     "device": "auto", "profile": "quick", "model": "auto", "hidden_widths": None,
-    "steps": None, "optimizer": "adam", "grad_clip": 5.0, "max_test": None,
+    "steps": None, "budget": None, "optimizer": "adam", "grad_clip": 5.0, "max_test": None,
     "lr_schedule": "constant", "freeze_bn_stats": True,
     "old_classes": (0, 1, 2, 3, 4), "n_shards": 10, "initial_shards": 5, "n_domains": 5,
     "rotation_step": 30.0, "n_tasks": 5, "store_capacity": None, "guard_tolerance": None,
@@ -193,6 +198,7 @@ class RunConfig:
     epochs_initial: float
     epochs: float
     steps: int | None
+    budget: float | None
     batch_size: int
     lr: float
     optimizer: str
@@ -246,6 +252,12 @@ class RunConfig:
         return cfg
 
     def _check_combination(self) -> None:
+        if self.budget is not None and not (self.budget > 0 and math.isfinite(self.budget)):
+            raise ConfigError(f"parameter 'budget' must be a finite number > 0 (full-model "
+                              f"passes over the new chunk per round) or None, got {self.budget!r}")
+        if self.budget is not None and self.steps is not None:
+            raise ConfigError("set either 'steps' (a fixed step count) or 'budget' (a FLOP budget "
+                              "per round), not both")
         if self.scenario == "stream" and self.dataset not in TABULAR_DATASETS:
             raise ConfigError("scenario 'stream' needs a time-ordered dataset: elec2 or weather")
         if self.dataset in TABULAR_DATASETS and self.scenario != "stream":

@@ -44,6 +44,39 @@ ALL_METHODS: tuple[str, ...] = tuple(METHODS)
 PROFILE_SEEDS: dict[str, tuple[int, ...]] = {"smoke": (0,), "quick": (0, 1), "paper": (0, 1, 2)}
 BANDIT_TABLES = ("sample_arms", "sample_trace", "weight_groups")
 
+# --- the equal-compute sweep (notebook 07, ``make bench``) ---------------------------------
+#: Methods swept over :data:`BUDGETS` (extend the tuple to add a method to the curves).
+BUDGET_METHODS: tuple[str, ...] = ("finetune", "replay", "bandit", "bandit_samples_only",
+                                   "random_samples", "random_weights")
+#: Methods drawn as reference points at their own default cost (``budget=None``).
+BUDGET_REFERENCES: tuple[str, ...] = ("full_retrain",)
+#: Per-round budgets in full-model training passes over the new chunk (the ``budget``
+#: parameter), per profile. Quick profile: replay's default is 2 (budget_factor) x 2 epochs
+#: = 4 passes; full retraining makes 2 epochs over everything seen, 12-20 passes (16 on
+#: average) on data-incremental MNIST. The quick grid is cut to keep ``make reproduce
+#: PROFILE=quick`` within minutes on 2 CPU cores.
+BUDGETS: dict[str, tuple[float, ...]] = {"smoke": (1.0, 4.0), "quick": (1.0, 2.0, 4.0, 16.0),
+                                         "paper": (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)}
+#: MNIST scenarios of the sweep, per profile.
+BUDGET_SCENARIOS: dict[str, tuple[str, ...]] = {
+    "smoke": ("data_incremental",), "quick": ("data_incremental",),
+    "paper": ("data_incremental", "class_incremental", "rotated")}
+
+
+def budget_settings(base: Mapping[str, Any], profile: str, budgets: Any = None,
+                    scenarios: Any = None) -> list[dict[str, Any]]:
+    """Run settings of the budget sweep: ``base`` x scenarios x budgets (None -> the profile's
+    :data:`BUDGETS` / :data:`BUDGET_SCENARIOS`).
+
+    >>> [(s["scenario"], s["budget"]) for s in budget_settings({}, "smoke")]
+    [('data_incremental', 1.0), ('data_incremental', 4.0)]
+    """
+    if profile not in BUDGETS:
+        raise ConfigError(f"unknown profile {profile!r}; valid: {', '.join(BUDGETS)}")
+    values = parse_list(budgets, float) or list(BUDGETS[profile])
+    names = parse_list(scenarios) or list(BUDGET_SCENARIOS[profile])
+    return [{**dict(base), "scenario": sc, "budget": b} for sc in names for b in values]
+
 
 def parse_list(value: Any, cast: Callable[[Any], Any] = str) -> list[Any] | None:
     """A list from a list/tuple, a comma-separated string (papermill parameters passed by the
@@ -161,6 +194,8 @@ def summary_row(result: RunResult) -> dict[str, Any]:
             row.update({f"final_acc/{s}": a for s, a in v.items()})
         elif not isinstance(v, dict | list):
             row[k] = v
+    budget = result.config.budget
+    row["budget"] = float("nan") if budget is None else float(budget)
     row["run_seconds"] = float(result.env.get("run_seconds", float("nan")))
     row["cached"] = bool(result.cached)
     row["run_dir"] = str(result.path) if result.path is not None else None

@@ -157,22 +157,50 @@ def set_trainable(groups: dict[str, list[nn.Parameter]], names: Sequence[str]) -
             p.requires_grad_(g in names)
 
 
+def budget_flops(budget: float, n_new: int, full_step_flops_per_sample: float) -> float:
+    """A round's FLOP budget: ``budget`` full-model training passes over the new chunk,
+    ``budget * n_new * full_step_flops_per_sample`` (the per-sample FLOPs of one training step
+    with every group trainable, :meth:`~paperlib.accounting.ComputeMeter.step_flops`).
+
+    >>> budget_flops(2.0, 100, 12224.0)
+    2444800.0
+    """
+    if not (budget > 0 and math.isfinite(budget)):
+        raise ValueError(f"budget must be a finite number > 0, got {budget!r}")
+    return float(budget) * n_new * full_step_flops_per_sample
+
+
 class Retrainer:
-    """Runs one round: ``steps`` optimiser steps with batches from ``source``, the trainable
-    groups chosen by ``scope``, and the ``plugins``' penalties added to the loss."""
+    """Runs one round: optimiser steps with batches from ``source``, the trainable groups
+    chosen by ``scope``, and the ``plugins``' penalties added to the loss.
+
+    How many steps: ``steps`` if given, else the source's default; or, with ``budget``
+    (full-model passes over the new chunk, :func:`budget_flops`), as many as the FLOP budget
+    allows: a step starts only while the round's metered FLOPs (``ctx.meter.flops``: training
+    steps plus every extra pass that the source, scope or plugins report, including their
+    ``before_round`` work) are below the budget, so a round overshoots by less than one step
+    and a method that pays for extra passes simply gets fewer steps."""
 
     def __init__(self, settings: TrainSettings) -> None:
         self.settings = settings
 
     def run_round(self, ctx: RoundContext, source: SampleSource, scope: WeightScope,
-                  plugins: Sequence[Plugin] = (), steps: int | None = None) -> RoundCost:
+                  plugins: Sequence[Plugin] = (), steps: int | None = None,
+                  budget: float | None = None) -> RoundCost:
         s, model, meter = self.settings, ctx.model, ctx.meter
+        if budget is not None and steps is not None:
+            raise ValueError("pass either steps or budget, not both")
         meter.start_round()
         model.train()
         for p in plugins:
             p.before_round(ctx)
         default_steps = source.start_round(ctx, s.batch_size)
         n_steps = default_steps if steps is None else steps
+        limit = None
+        if budget is not None:  # n_steps is then only the plan's estimate (for the scope)
+            full = meter.step_flops(1, meter.group_names)
+            limit = budget_flops(budget, len(ctx.new_chunk), full)
+            n_steps = max(1, math.ceil((limit - meter.flops) / (full * s.batch_size)))
         scope.start_round(ctx, n_steps)
         scope.before_round(ctx)
         hooks = [scope, *plugins]
@@ -186,7 +214,8 @@ class Retrainer:
         # budget: budget FLOPs / FLOPs of one full-model step).
         expected_steps = n_steps
         try:
-            for step in range(n_steps):
+            step = 0
+            while (step < n_steps) if limit is None else (meter.flops < limit):
                 names = scope.select(step)
                 if names != active:
                     set_trainable(groups, names)
@@ -229,6 +258,7 @@ class Retrainer:
                 meter.add_step(len(y), names)
                 if source.wants_reward:  # the source meters any pass its reward makes
                     source.update(arm, float(loss.detach()))
+                step += 1
             source.end_round(ctx)
             scope.after_round(ctx)
             for p in plugins:

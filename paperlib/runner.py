@@ -176,7 +176,7 @@ def simulate(cfg: RunConfig, stream: Stream, progress: bool = False) -> tuple[pd
                                        built.regularizers, steps=None)
         else:
             cost = retrainer.run_round(ctx, built.source, built.scope, built.regularizers,
-                                       steps=cfg.steps)
+                                       steps=cfg.steps, budget=cfg.budget)
         deployed, g_old, g_new = True, float("nan"), float("nan")
         if guard_on and r >= 1:
             gx, gy = torch.cat(guard_x), torch.cat(guard_y)

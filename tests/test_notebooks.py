@@ -40,8 +40,9 @@ CASES = {
                      [f"05_ablations_{k}" for k in ("accuracy", "final_accuracy", "pareto")]),
     "06_bandit_dynamics": (["bandit", "random_weights"], {}, ["06_bandit_dynamics_arms",
                                                               "06_bandit_dynamics_weight_groups"]),
-    "07_cost_vs_accuracy": (["finetune", "bandit"], {}, ["07_cost_vs_accuracy_flops",
-                                                         "07_cost_vs_accuracy_seconds"]),
+    "07_cost_vs_accuracy": (["finetune", "bandit"], {"budget_methods": "finetune,replay"},
+                            ["07_cost_vs_accuracy_flops", "07_cost_vs_accuracy_seconds",
+                             "07_cost_vs_accuracy_budget_curves"]),
 }
 
 

@@ -101,7 +101,8 @@ def _full_step_flops_per_sample(cfg: RunConfig) -> float:
 # ``importance_samples`` stored samples) cannot be refunded, so on this tiny stream it uses
 # fewer samples than its default, leaving most of the budget to steps.
 EQUAL_BUDGET_METHODS = {"finetune": {}, "replay": {}, "bandit": {"importance_samples": 64},
-                        "full_retrain": {}, "bandit_weights_only": {}}
+                        "full_retrain": {}, "bandit_weights_only": {},
+                        "bandit_samples_only": {"sample_reward": "batch_progress"}}
 
 
 def test_methods_given_the_same_budget_spend_it_within_5_percent():
@@ -118,8 +119,8 @@ def test_methods_given_the_same_budget_spend_it_within_5_percent():
         totals[method] = float(later["train_flops"].sum())
         steps[method] = int(later["grad_steps"].sum())
     assert max(totals.values()) <= 1.05 * min(totals.values()), totals
-    # extra passes buy fewer steps, frozen groups more
-    assert steps["bandit"] < steps["finetune"] < steps["bandit_weights_only"], steps
+    # extra passes (one reward forward per step) buy fewer steps, frozen groups more
+    assert steps["bandit_samples_only"] < steps["finetune"] < steps["bandit_weights_only"], steps
 
 
 def test_budget_none_keeps_the_default_step_counts():
@@ -218,5 +219,5 @@ def test_sources_serve_batches_past_their_default_step_count(make):
         x, y, arm = source.next_batch()
         assert x.shape == (16, *INPUT) and y.shape == (16,)
         if source.wants_reward:
-            source.update(arm, 1.0, 0.5)
+            source.update(arm, 1.0)
     source.end_round(ctx)

@@ -47,7 +47,8 @@ from pathlib import Path
 
 import pandas as pd
 
-MARKER = re.compile(r"<!--\s*claim:\s*(.*?)\s*-->", re.DOTALL)
+#: A claim marker; one quoted in inline code (preceded by a backtick) is an example, not a claim.
+MARKER = re.compile(r"(?<!`)<!--\s*claim:\s*(.*?)\s*-->", re.DOTALL)
 OPS = (">", "<", ">>", "<<", "~", "within")
 DEFAULT_TABLE = "tables/results"
 

@@ -4,7 +4,7 @@
 ``python -m paperlib.reprocheck --fresh <tmp>/figures/tables`` (reference: ``git show
 HEAD:figures/tables/<name>.csv``). For every table it prints the largest absolute deviation over
 the deterministic numbers (accuracies, forgetting, flip rates, FLOPs, bandit statistics; not
-wall-clock seconds or memory) and where it is, and exits 1 when a deviation exceeds
+wall-clock seconds or memory; FLOPs relatively) and where it is, and exits 1 when a deviation exceeds
 ``--tolerance``, a row or table is missing, or a table has rows the reference lacks.
 
 >>> ref = pd.DataFrame({"method": ["a", "b"], "acc_mean": [0.5, 0.7], "retrain_seconds_mean": [1, 2]})
@@ -61,8 +61,8 @@ def _keys(df: pd.DataFrame) -> list[str]:
 
 
 def compare_tables(reference: pd.DataFrame, fresh: pd.DataFrame) -> Deviation:
-    """Largest |fresh - reference| over matching rows and the deterministic numeric columns;
-    ``n_seeds`` is compared like any number (a change of seeds is a deviation)."""
+    """Largest |fresh - reference| over matching rows and the deterministic numeric columns
+    (a different ``n_seeds``, missing rows or columns are listed as problems)."""
     keys = _keys(reference)
     problems: list[str] = []
     missing_keys = [k for k in keys if k not in fresh.columns]
@@ -78,16 +78,24 @@ def compare_tables(reference: pd.DataFrame, fresh: pd.DataFrame) -> Deviation:
         problems.append(f"{len(extra)} rows not in the reference, e.g. {extra[0]}")
     worst, where = 0.0, ""
     common = [i for i in ref.index if i in new.index]
-    for col in _numeric_columns(reference):
+    if "n_seeds" in reference and "n_seeds" in fresh and common:
+        differ = ref.loc[common, "n_seeds"].to_numpy() != new.loc[common, "n_seeds"].to_numpy()
+        if differ.any():
+            problems.append(f"n_seeds differs in {int(differ.sum())} rows (reference "
+                            f"{sorted(set(ref['n_seeds']))}, fresh {sorted(set(new['n_seeds']))})")
+    for col in [c for c in _numeric_columns(reference) if c not in (*keys, "n_seeds")]:
         if col not in fresh.columns:
             problems.append(f"column {col} missing")
             continue
         a = pd.to_numeric(ref.loc[common, col], errors="coerce")
         b = pd.to_numeric(new.loc[common, col], errors="coerce")
         diff = (b - a).abs()
-        both_nan = a.isna() & b.isna()
-        diff[a.isna() ^ b.isna()] = math.inf
-        diff[both_nan] = 0.0
+        if "flops" in col:  # counts of order 1e10: compared relatively
+            diff = diff / a.abs().clip(lower=1.0)
+        one_sided = a.isna() ^ b.isna()
+        if one_sided.any():
+            problems.append(f"{col}: {int(one_sided.sum())} cells empty on one side only")
+        diff = diff.fillna(0.0)
         if len(diff) and float(diff.max()) > worst:
             worst = float(diff.max())
             i = diff.idxmax()
@@ -123,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     failed = 0
     print(f"{'table':45s} {'largest deviation':>18s}  where")
+    # a problem (missing rows/columns, cells empty on one side) fails like a deviation
     for name in names:
         ref = read_reference(name, args.reference)
         if ref is None:

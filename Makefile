@@ -2,6 +2,7 @@
 #   make test                 set up .venv, run lint + the whole test suite (CPU, < 15 min on 2 cores)
 #   make reproduce            run every notebook with PROFILE=paper (default) or PROFILE=quick
 #   make bench                side-by-side speed benchmarks
+#   make check-reproduction   rerun PROFILE=quick into a temp dir, compare with the committed tables
 # GPU users: `make reproduce TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128` installs the
 # CUDA build of the pinned torch version (the pin itself lives in constraints.txt only).
 

@@ -14,12 +14,14 @@
 # so they run after them. The last step rebuilds figures/tables/ and the README snippet.
 
 EXEC_DIR := notebooks/executed/$(PROFILE)
-# Threads per run: under `make -jN` several notebooks share the cores, and PyTorch's
-# intra-op thread pools then oversubscribe them (small CPU models slow down by 10x or more).
-# Default: one thread per process when running in parallel, PyTorch's default otherwise.
-REPRO_THREADS ?= $(if $(filter -j%,$(MAKEFLAGS)),1,)
-NB_ENV = PAPERLIB_DATA_MIRROR="$(REPRO_MIRROR)" $(if $(REPRO_THREADS),OMP_NUM_THREADS=$(REPRO_THREADS) MKL_NUM_THREADS=$(REPRO_THREADS))
-NB_PARAMS := -p profile $(PROFILE) -p device $(DEVICE) $(if $(SEEDS),-p seeds $(SEEDS))
+# Threads per run: every run pins PyTorch's intra-op thread count (paperlib.provenance), 1
+# unless REPRO_THREADS says otherwise, serially and under `make -jN` alike: CPU kernels reduce
+# in a thread-count-dependent order, so this is what makes serial and parallel reproductions
+# give identical numbers. The count is part of each run's results key and recorded env.
+REPRO_THREADS ?= 1
+NB_ENV = PAPERLIB_DATA_MIRROR="$(REPRO_MIRROR)" PAPERLIB_THREADS=$(REPRO_THREADS) OMP_NUM_THREADS=$(REPRO_THREADS) MKL_NUM_THREADS=$(REPRO_THREADS)
+NB_PARAMS = -p profile $(PROFILE) -p device $(DEVICE) $(if $(SEEDS),-p seeds $(SEEDS)) \
+	$(if $(FIGURES_DIR),-p figures_dir $(FIGURES_DIR))
 NB_RUN = $(NB_ENV) $(PY) -m paperlib.notebooks --cwd notebooks
 NB_DEPS := $(STAMP) $(wildcard paperlib/*.py)
 
@@ -76,3 +78,21 @@ reproduce-paper-streams: $(STAMP)
 	done
 	$(PY) -m paperlib.report --profile paper --figures-dir figures/paper --readme README.md \
 	  --readme-marker paper-results
+
+# A fresh reproduction of CHECK_PROFILE (default quick) into a temporary folder (results,
+# executed notebooks, figures and tables; the checkout is not touched), then the largest
+# deviation of every table from the committed one (git HEAD). Fails over CHECK_TOLERANCE
+# (default 0: identical numbers). With the pinned thread count, serial and -j runs agree.
+CHECK_PROFILE ?= quick
+CHECK_DIR ?= $(or $(TMPDIR),/tmp)/paperlib-check-reproduction
+CHECK_TOLERANCE ?= 0
+CHECK_REFERENCE ?= HEAD:figures/tables
+.PHONY: check-reproduction
+check-reproduction: $(STAMP)
+	rm -rf $(CHECK_DIR) && mkdir -p $(CHECK_DIR)/figures
+	PAPERLIB_RESULTS=$(CHECK_DIR)/results $(MAKE) --no-print-directory reproduce-notebooks \
+	  PROFILE=$(CHECK_PROFILE) EXEC_DIR=$(CHECK_DIR)/executed FIGURES_DIR=$(CHECK_DIR)/figures
+	PAPERLIB_RESULTS=$(CHECK_DIR)/results $(PY) -m paperlib.report --profile $(CHECK_PROFILE) \
+	  --figures-dir $(CHECK_DIR)/figures
+	$(PY) -m paperlib.reprocheck --fresh $(CHECK_DIR)/figures/tables \
+	  --reference $(CHECK_REFERENCE) --tolerance $(CHECK_TOLERANCE)

@@ -22,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 
 COMMON_PARAMS = '''profile = "paper"        # smoke (tests) | quick (CPU, minutes) | paper (full settings)
 device = "auto"          # auto | cpu | cuda
-seeds = None             # None -> profile default (paper 0,1,2; quick 0,1; smoke 0); or "0,1,2"
+seeds = None             # None -> profile default (paper 0,1,2; quick 0,1,2; smoke 0); or "0,1,2"
 methods = None           # None -> this notebook's default list; or "finetune,bandit"
 {extra}figures_dir = "../figures"  # relative to notebooks/ (papermill --cwd notebooks)
 overrides = None         # extra run parameters, a dict or JSON string, e.g. '{{"epochs": 1}}'

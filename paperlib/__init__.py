@@ -20,6 +20,9 @@ Modules, one idea each:
 - :mod:`paperlib.store`         the results store (hash-keyed, atomic)
 - :mod:`paperlib.cli`           ``paperlib run -p NAME VALUE ...``
 - :mod:`paperlib.plots`         seaborn figure helpers
+- :mod:`paperlib.provenance`    what a results key hashes besides parameters; pinned threads
+- :mod:`paperlib.claims`        README claims checked against the results tables
+- :mod:`paperlib.reprocheck`    a fresh reproduction compared with the committed tables
 """
 
 __version__ = "0.1.0"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import time
 from pathlib import Path
@@ -184,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     from paperlib.models import resolve_device
 
     device = resolve_device(a.device)
+    # Runs pin their thread count (paperlib.provenance, default 1); the benchmark keeps one
+    # count throughout: this process's, unless PAPERLIB_THREADS says otherwise.
+    os.environ.setdefault("PAPERLIB_THREADS", str(torch.get_num_threads()))
+    torch.set_num_threads(int(os.environ["PAPERLIB_THREADS"]))
     out: dict[str, Any] = {"device": device.type, "torch": torch.__version__,
                            "threads": torch.get_num_threads()}
     if a.part in ("engine", "all"):

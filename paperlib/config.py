@@ -275,10 +275,14 @@ class RunConfig:
 
     def key(self, resolved_device: str) -> str:
         """Results-store key: sha256 of the canonical JSON of every parameter, the device the
-        run actually uses and the library version. Any parameter change changes the key."""
+        run actually uses, the library version and :func:`paperlib.provenance.key_context`
+        (code hash, data checksums, torch version, CPU threads). Any parameter change, code
+        edit, other data variant, torch or thread count changes the key."""
         from paperlib import __version__
+        from paperlib.provenance import key_context
 
-        payload = {**self.params(), "device": resolved_device, "paperlib": __version__}
+        payload = {**self.params(), "device": resolved_device, "paperlib": __version__,
+                   "context": key_context(self.dataset, resolved_device)}
         blob = json.dumps(payload, sort_keys=True, default=list).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

@@ -41,7 +41,7 @@ ABLATION_METHODS: tuple[str, ...] = ("bandit", "bandit_samples_only", "bandit_we
 #: Every named method (the Pareto notebook shows them all).
 ALL_METHODS: tuple[str, ...] = tuple(METHODS)
 #: Seeds per profile when a notebook's ``seeds`` parameter is None.
-PROFILE_SEEDS: dict[str, tuple[int, ...]] = {"smoke": (0,), "quick": (0, 1), "paper": (0, 1, 2)}
+PROFILE_SEEDS: dict[str, tuple[int, ...]] = {"smoke": (0,), "quick": (0, 1, 2), "paper": (0, 1, 2)}
 BANDIT_TABLES = ("sample_arms", "sample_trace", "weight_groups")
 
 # --- the equal-compute sweep (notebook 07, ``make bench``) ---------------------------------

@@ -32,6 +32,7 @@ import pandas as pd
 
 from paperlib.config import DATASETS, SCENARIOS
 from paperlib.methods import METHODS
+from paperlib.provenance import code_versions, describe_table_versions, describe_versions
 from paperlib.store import REPO_ROOT, git_revision, results_root
 
 if TYPE_CHECKING:
@@ -48,6 +49,21 @@ METRIC_LABELS = {"final_avg_accuracy": "final avg. accuracy", "forgetting": "for
                  "retrain_seconds": "retraining time (s)", "train_flops": "training FLOPs",
                  "trainable_fraction": "trainable fraction"}
 KEYS = ("dataset", "scenario", "method")
+#: The headline metric per scenario: a real stream is scored as it is served, on each chunk
+#: before training on it (prequential); the other scenarios by the final model's accuracy.
+HEADLINE: dict[str, str] = {"stream": "prequential_accuracy"}
+
+
+def headline_metric(scenario: str) -> str:
+    """The headline metric of ``scenario`` (:data:`HEADLINE`, else final average accuracy).
+
+    >>> headline_metric("stream"), headline_metric("class_incremental")
+    ('prequential_accuracy', 'final_avg_accuracy')
+    """
+    return HEADLINE.get(scenario, "final_avg_accuracy")
+#: Provenance columns carried into tables (distinct values joined by commas).
+PROVENANCE_COLUMNS = ("profile", "data_source", "lossy_data", "code_hash", "git_revision",
+                      "threads")
 
 
 # --------------------------------------------------------------------------- tables
@@ -74,7 +90,7 @@ def summary_table(summaries: pd.DataFrame, by: Sequence[str] = KEYS,
         stats = grouped[m].agg(["mean", "std"]).reset_index()
         out[f"{m}_mean"] = stats["mean"].to_numpy()
         out[f"{m}_std"] = stats["std"].to_numpy()
-    for extra in ("profile", "data_source", "lossy_data"):
+    for extra in PROVENANCE_COLUMNS:
         if extra in summaries:
             vals = grouped[extra].agg(lambda v: ",".join(dict.fromkeys(map(str, v))))
             out[extra] = vals.to_numpy()
@@ -148,10 +164,13 @@ def formatted_table(table: pd.DataFrame, metrics: Sequence[str] | None = MARKDOW
     ``metrics``: which ``<metric>_mean`` columns to show (``"final_acc/*"`` = every split when
     there are at most ``max_splits``; None = all); key columns with one value are dropped."""
     keys = [c for c in table.columns if not c.endswith(("_mean", "_std"))
-            and c not in ("profile", "data_source", "lossy_data")]
+            and c not in PROVENANCE_COLUMNS]
     keys = [c for c in keys if c in ("method", "n_seeds") or table[c].nunique() > 1]
     out = table[keys].copy()
     available = [c[:-5] for c in table.columns if c.endswith("_mean")]
+    if metrics is not None and "scenario" in table and set(table["scenario"]) == {"stream"}:
+        lead = headline_metric("stream")  # streams lead with their headline metric
+        metrics = [lead, *[m for m in metrics if m != lead]]
     if metrics is None:
         metrics = available
     else:
@@ -210,6 +229,8 @@ def write_table(table: pd.DataFrame, name: str, *, caption: str,
     out.mkdir(parents=True, exist_ok=True)
     summaries = summaries if summaries is not None else (grid.summaries if grid else None)
     note = table_notes(summaries)
+    if summaries is not None and "code_hash" in summaries:
+        note = "; ".join(filter(None, [note, describe_versions(summaries.to_dict("records"))]))
     csv, md = out / f"{name}.csv", out / f"{name}.md"
     _atomic_write(csv, table.to_csv(index=False, float_format="%.6g"))
     body = formatted_table(table) if any(c.endswith("_mean") for c in table.columns) else table
@@ -240,11 +261,12 @@ def _display(path: Path) -> str:
 
 def make_readme_table(table: pd.DataFrame | None = None, *,
                       figures_dir: str | Path = REPO_ROOT / "figures",
-                      metric: str = "final_avg_accuracy",
+                      metric: str = "headline",
                       cost: str | None = "retrain_seconds") -> str:
     """The README's results table: one row per method, one column per dataset/scenario, cells
     ``mean ± sd`` of ``metric`` over seeds; a second table for ``cost``. ``table`` is a
-    :func:`summary_table` (default: ``<figures_dir>/tables/results.csv``)."""
+    :func:`summary_table` (default: ``<figures_dir>/tables/results.csv``). ``"headline"``:
+    each column's :func:`headline_metric` (prequential accuracy for the streams, marked †)."""
     if table is None:
         table = pd.read_csv(Path(figures_dir) / "tables" / "results.csv")
     if not len(table):
@@ -255,20 +277,29 @@ def make_readme_table(table: pd.DataFrame | None = None, *,
     methods = [m for m in METHODS if m in set(table["method"])]
     methods += [m for m in dict.fromkeys(table["method"]) if m not in methods]
 
+    scenario_of = dict(zip(table["setting"], table["scenario"], strict=True))
+
     def pivot(col: str) -> pd.DataFrame:
         rows = []
         for m in methods:
             row = {"method": m}
             for s in settings:
+                c = headline_metric(scenario_of[s]) if col == "headline" else col
+                head = f"{s} †" if c != col and c != "final_avg_accuracy" else s
                 hit = table[(table["method"] == m) & (table["setting"] == s)]
-                row[s] = (mean_sd(hit[f"{col}_mean"].iloc[0], hit[f"{col}_std"].iloc[0], col)
-                          if len(hit) else "–")
+                row[head] = (mean_sd(hit[f"{c}_mean"].iloc[0], hit[f"{c}_std"].iloc[0], c)
+                             if len(hit) else "–")
             rows.append(row)
         return pd.DataFrame(rows)
 
     profiles = ", ".join(dict.fromkeys(str(p) for p in table.get("profile", ["?"])))
     seeds = sorted(set(int(n) for n in table["n_seeds"]))
-    lines = [f"**{METRIC_LABELS.get(metric, metric)}** (mean ± sd over "
+    label = METRIC_LABELS.get(metric, metric)
+    if metric == "headline":
+        streams = any(headline_metric(v) != "final_avg_accuracy" for v in scenario_of.values())
+        label = "final avg. accuracy" + ("; † prequential (test-then-train) accuracy, the "
+                                         "headline of a stream" if streams else "")
+    lines = [f"**{label}** (mean ± sd over "
              f"{'/'.join(map(str, seeds))} seeds; profile {profiles})", "",
              to_markdown(pivot(metric))]
     if cost is not None and f"{cost}_mean" in table:
@@ -278,8 +309,9 @@ def make_readme_table(table: pd.DataFrame | None = None, *,
     if "lossy_data" in table and table["lossy_data"].astype(str).isin(["True", "true"]).any():
         notes.append("CIFAR-10 results come from a lossy JPEG copy of the dataset "
                      "(quality ~75), not the canonical release.")
-    notes.append(f"Generated by `python -m paperlib.report` from the stored runs "
-                 f"(git {git_revision()}); see `{_display(Path(figures_dir) / MANIFEST)}` for provenance.")
+    manifest = _display(Path(figures_dir) / MANIFEST)
+    notes.append(f"Generated by `python -m paperlib.report` from stored runs of "
+                 f"{describe_table_versions(table)}; see `{manifest}` for provenance.")
     lines += ["", *[f"_{n}_" for n in notes]]
     return "\n".join(lines) + "\n"
 
@@ -375,10 +407,17 @@ def _run_provenance(grid: GridResult | None, summaries: pd.DataFrame | None) -> 
                             "checksums": meta["checksums"]}
         run_seconds = sum(float(r.env.get("run_seconds", 0.0)) for r in grid.runs)
         devices = [str(r.env.get("device", "?")) for r in grid.runs]
+    summary_rows = [_read_json(d / "summary.json") for d in dirs]
+    if grid is not None and not dirs:
+        summary_rows = [r.summary for r in grid.runs]
     roots = sorted({str(d.parent) for d in dirs})
-    out = {"runs": [d.name for d in dirs], "results_root": roots[0] if len(roots) == 1 else roots,
+    versions = code_versions(summary_rows)
+    out = {"git_revision": ", ".join(dict.fromkeys(v["git_revision"] for v in versions)),
+           "code_versions": versions,
+           "runs": [d.name for d in dirs], "results_root": roots[0] if len(roots) == 1 else roots,
            "run_seconds_total": round(run_seconds, 3), "data": data,
-           "device": sorted(set(devices))}
+           "device": sorted(set(devices)),
+           "threads": sorted({int(r["threads"]) for r in summary_rows if r.get("threads")})}
     if grid is not None:  # how many of the runs this notebook execution found in the cache
         out["runs_cached"] = sum(bool(r.cached) for r in grid.runs)
     return out
@@ -405,8 +444,8 @@ def record_manifest_entry(figures_dir: str | Path, kind: str, name: str, *,
         "footnote": footnote,
         "notebook": notebook,
         "parameters": json.loads(json.dumps(dict(params), default=str)),
-        "git_revision": git_revision(),
         **_run_provenance(grid, summaries),
+        "written_at_git_revision": git_revision(),
         "notebook_wall_seconds": None if wall_seconds is None else round(wall_seconds, 3),
     }
     update_manifest(figures_dir, kind, name, entry)
@@ -463,7 +502,21 @@ def main(argv: list[str] | None = None) -> int:
                              "'<!-- MARKER:start -->' and '<!-- MARKER:end -->'")
     parser.add_argument("--readme-marker", default="results", metavar="MARKER",
                         help="marker name for --readme (default: results)")
+    parser.add_argument("--allow-mixed-code", action="store_true",
+                        help="combine runs made by different code versions (default: refuse)")
+    parser.add_argument("--check-claims", type=Path, metavar="MARKDOWN", default=None,
+                        help="only check the '<!-- claim: ... -->' markers of this file against "
+                             "the tables under --figures-dir (see paperlib.claims); exit 1 if "
+                             "one is false")
     args = parser.parse_args(argv)
+    if args.check_claims is not None:
+        from paperlib.claims import check_claims
+
+        passed, failed = check_claims(args.check_claims, args.figures_dir)
+        for line in passed + failed:
+            print(line)
+        print(f"{len(passed)} claims hold, {len(failed)} do not")
+        return 1 if failed else 0
     results = args.results or results_root()
     if args.all:
         dirs = sorted(p.parent for p in results.glob("*/summary.json"))
@@ -476,6 +529,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no runs found (profile={args.profile}, results={results}); "
               "run the notebooks first (make reproduce)", file=sys.stderr)
         return 1
+    from paperlib.provenance import MixedCodeError, check_single_code
+
+    try:
+        check_single_code(summaries.to_dict("records"), args.allow_mixed_code)
+    except MixedCodeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     table = summary_table(summaries)
     params = {"profile": args.profile, "all": args.all, "results": str(results)}
     write_table(table, "results", caption="Results per dataset, scenario and method "

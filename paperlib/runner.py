@@ -24,7 +24,6 @@ True
 from __future__ import annotations
 
 import copy
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from paperlib.config import RunConfig, as_jsonable, resolve_model
 from paperlib.methods import build_method
 from paperlib.models import build_model, resolve_device
 from paperlib.plugins import RoundContext
+from paperlib.provenance import code_hash, key_context, pin_threads
 from paperlib.retrain import Retrainer, TrainSettings, heads_table, predict
 from paperlib.samples import NewOnly, SeenData
 from paperlib.store import (
@@ -249,8 +249,7 @@ def run(params: Mapping[str, Any] | RunConfig, *, store: bool = True, force: boo
     """Validate ``params``, then return the stored result of this configuration if one exists
     (a cache hit) or simulate it and store it atomically."""
     cfg = params if isinstance(params, RunConfig) else RunConfig.from_params(params)
-    if os.environ.get("PAPERLIB_THREADS"):  # e.g. 1 per process under `make -j`; not in the key
-        torch.set_num_threads(int(os.environ["PAPERLIB_THREADS"]))
+    pin_threads()  # $PAPERLIB_THREADS, default 1, whatever the parallelism; part of the key
     device = resolve_device(cfg.device).type
     key = cfg.key(device)
     root = Path(results) if results is not None else results_root()
@@ -263,14 +262,19 @@ def run(params: Mapping[str, Any] | RunConfig, *, store: bool = True, force: boo
     stream = stream_for(cfg)
     t0 = time.perf_counter()
     rounds, tables = simulate(cfg, stream, progress=progress)
-    env = environment_record(device, cfg.seed) | {"run_seconds": time.perf_counter() - t0}
+    env = environment_record(device, cfg.seed) | {"run_seconds": time.perf_counter() - t0,
+                                                   "code_hash": code_hash()}
     summary = summarize(cfg, rounds, [s.introduced_at for s in stream.test_splits], stream.meta)
+    summary |= {"code_hash": env["code_hash"], "git_revision": env["git_revision"],
+                "threads": env["cpu_threads"]}
     path = None
     if store:
         path = root / name
         summary["results_path"] = str(path)
         config_record = as_jsonable(cfg) | {"resolved_device": device, "key": key,
-                                            "data": stream.meta}
+                                            "data": stream.meta,
+                                            "key_context": key_context(cfg.dataset, device),
+                                            "git_revision": env["git_revision"]}
         write_run(root, name, {"rounds": rounds, **tables},
                   {"summary": summary, "config": config_record, "env": env}, force=force)
     else:

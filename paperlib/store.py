@@ -5,13 +5,14 @@ Layout of ``<root>/<method>-<dataset>-<scenario>-s<seed>-<key>/``::
     rounds.csv        one row per round: every metric and cost (see paperlib.metrics.RoundRecord)
     summary.json      the run's headline numbers (see paperlib.runner.summarize)
     config.json       the full resolved configuration
-    env.json          package versions, device, seed, git revision, wall time of the run
+    env.json          package versions, device, threads, seed, code hash, git revision, wall time
     sample_arms.csv   (bandit methods) per-round pulls / probabilities of each data arm
     sample_trace.csv  (bandit methods) arm probabilities every few steps
     weight_groups.csv (weight-bandit methods) which parameter groups trained when
 
-``key`` hashes every parameter (:meth:`paperlib.config.RunConfig.key`), so changing any
-parameter makes a new folder, and rerunning the same configuration finds the old one (a cache
+``key`` hashes every parameter and the code, data, torch and thread context
+(:meth:`paperlib.config.RunConfig.key`, :mod:`paperlib.provenance`), so changing any
+parameter or any ``paperlib/**/*.py`` file makes a new folder, and rerunning the same configuration finds the old one (a cache
 hit). The folder is assembled under a temporary name and renamed into place, so an interrupted
 run leaves nothing that looks finished, and a finished run is never rewritten unless forced.
 """

@@ -360,10 +360,16 @@ def time_ordered(ds: Dataset, *, seed: int, n_chunks: int = 20, initial_chunks: 
     ...``) is held out as test split ``"chunk k"``. Chunks ``0..initial_chunks-1`` train the
     first model; chunk ``k >= initial_chunks`` arrives in round ``k - initial_chunks + 1``.
 
-    Scaling has no look-ahead: the initial chunks are standardised with the mean/std of their
-    own training rows; every later chunk (train and test rows) with the mean/std of the training
-    rows of all chunks before it. The probe is a seeded random subset of the initial chunks'
-    test rows. ``max_train`` subsamples rows (stratified, order kept); ``max_test`` is unused.
+    Scaling, one rule without look-ahead: every row is standardised once, when its chunk
+    arrives, with the mean/std of the *initial chunks' training rows* (the data the first
+    served model is trained on, all of which arrived before any later chunk). The scaler is
+    then frozen: a later chunk never changes it, so a row stored in round 3 and one arriving in
+    round 15 are on the same scale (``full_retrain`` and ``replay`` train on consistently
+    scaled data), stored rows are never rescaled, and the served model always sees inputs on
+    the scale it was trained on. (The rows of the initial chunks themselves, including their
+    held-out rows, use the statistics of that initial window, as a model trained offline on a
+    first batch would.) The probe is a seeded random subset of the initial chunks' test rows.
+    ``max_train`` subsamples rows (stratified, order kept); ``max_test`` is unused.
     """
     if not ds.time_ordered or len(ds.input_shape) != 1:
         raise ValueError(f"scenario 'stream' needs a time-ordered tabular dataset (elec2, "
@@ -377,11 +383,9 @@ def time_ordered(ds: Dataset, *, seed: int, n_chunks: int = 20, initial_chunks: 
     train_rows = [c[~t] for c, t in zip(chunks, is_test, strict=True)]
     test_rows = [c[t] for c, t in zip(chunks, is_test, strict=True)]
     seen = np.concatenate(train_rows[:initial_chunks])
-    first = np.concatenate(chunks[:initial_chunks])
     scaled = np.empty(x.shape, dtype=np.float32)
-    scaled[first] = _scale(x[first], x[seen])
-    for k in range(initial_chunks, n_chunks):
-        scaled[chunks[k]] = _scale(x[chunks[k]], x[np.concatenate(train_rows[:k])])
+    for k in range(n_chunks):  # chunk by chunk, in arrival order, with the frozen scaler
+        scaled[chunks[k]] = _scale(x[chunks[k]], x[seen])
 
     def part(rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.from_numpy(scaled[rows]), _tensor_y(y[rows])

@@ -177,7 +177,7 @@ def test_parameter_helpers() -> None:
     assert experiments.parse_list("a, b") == ["a", "b"]
     assert experiments.parse_list("[0, 1]", int) == [0, 1]
     assert experiments.parse_list(["x"]) == ["x"]
-    assert experiments.resolve_seeds(None, "quick") == [0, 1]
+    assert experiments.resolve_seeds(None, "quick") == [0, 1, 2]
     assert experiments.resolve_seeds("2", "paper") == [2]
     assert experiments.parse_overrides('{"epochs": 1}') == {"epochs": 1}
     assert experiments.parse_overrides(None) == {}

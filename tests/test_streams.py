@@ -12,6 +12,7 @@ import torch
 
 from paperlib import datasets, streams
 from paperlib.datasets import Dataset, load_dataset
+from paperlib.samples import SeenData
 
 
 @pytest.fixture(autouse=True)
@@ -202,45 +203,83 @@ def test_time_ordered_layout() -> None:
     assert torch.isfinite(s.initial.x).all()  # the constant column (std 0) is guarded
 
 
-def test_time_ordered_no_look_ahead() -> None:
+def _rewritten(ds: Dataset, start: int, delta: float = 1000.0) -> Dataset:
+    x = ds.x_train.copy()
+    x[start:] += delta
+    return Dataset("synthetic", x, ds.y_train, ds.x_test, ds.y_test, 2, (3,), "bundled",
+                   time_ordered=True)
+
+
+@pytest.mark.parametrize("chunk", [2, 5, 9])
+def test_time_ordered_no_look_ahead(chunk: int) -> None:
+    """Rewriting the raw data from chunk ``chunk`` on changes no row that arrived before it."""
+    ds = stream_dataset()  # 400 rows in 10 chunks of 40
+    kw = {"seed": 0, "n_chunks": 10, "initial_chunks": 2, "test_every": 5}
+    a = streams.time_ordered(ds, **kw)
+    b = streams.time_ordered(_rewritten(ds, 40 * chunk), **kw)
+    assert torch.equal(a.initial.x, b.initial.x) and torch.equal(a.probe.x, b.probe.x)
+    first_changed = chunk - 2  # index into rounds
+    for ca, cb in zip(a.rounds[:first_changed], b.rounds[:first_changed], strict=True):
+        assert torch.equal(ca.x, cb.x)
+    for ta, tb in zip(a.test_splits[:chunk], b.test_splits[:chunk], strict=True):
+        assert torch.equal(ta.x, tb.x)
+    assert not torch.equal(a.rounds[first_changed].x, b.rounds[first_changed].x)
+
+
+def test_time_ordered_initial_rows_never_see_later_chunks() -> None:
+    """Even the initial window's scaling ignores everything after it."""
     ds = stream_dataset()
     kw = {"seed": 0, "n_chunks": 10, "initial_chunks": 2, "test_every": 5}
     a = streams.time_ordered(ds, **kw)
+    b = streams.time_ordered(_rewritten(ds, 80, delta=-7.0), **kw)
+    assert torch.equal(a.initial.x, b.initial.x)
+    assert torch.equal(a.test_splits[0].x, b.test_splits[0].x)
+
+
+def test_time_ordered_one_scale_for_every_stored_row() -> None:
+    """The same raw row is scaled identically in whichever chunk it arrives, so rows stored
+    early and rows arriving late are on one scale, and storing them rescales nothing."""
+    ds = stream_dataset()
     x = ds.x_train.copy()
-    x[-40:] += 1000.0  # rewrite the last chunk only
-    changed = Dataset("synthetic", x, ds.y_train, ds.x_test, ds.y_test, 2, (3,), "bundled",
-                      time_ordered=True)
-    b = streams.time_ordered(changed, **kw)
-    assert torch.equal(a.initial.x, b.initial.x) and torch.equal(a.probe.x, b.probe.x)
-    for ca, cb in zip(a.rounds[:-1], b.rounds[:-1], strict=True):
-        assert torch.equal(ca.x, cb.x)
-    for ta, tb in zip(a.test_splits[:-1], b.test_splits[:-1], strict=True):
-        assert torch.equal(ta.x, tb.x)
-    assert not torch.equal(a.rounds[-1].x, b.rounds[-1].x)
+    x[330] = x[100]  # a row of chunk 2 (train position) repeated in chunk 8 (train position)
+    ds = Dataset("synthetic", x, ds.y_train, ds.x_test, ds.y_test, 2, (3,), "bundled",
+                 time_ordered=True)
+    s = streams.time_ordered(ds, seed=0, n_chunks=10, initial_chunks=2, test_every=5)
+    early, late = s.rounds[0], s.rounds[6]
+    assert early.name == "chunk 2" and late.name == "chunk 8"
+    row_early = early.x[(100 - 80) - (100 - 80) // 5]
+    row_late = late.x[(330 - 320) - (330 - 320) // 5]
+    assert torch.equal(row_early, row_late)
+    store = SeenData()
+    chunks = [s.initial, *s.rounds]
+    for r, c in enumerate(chunks):
+        store.add(c, r)
+    assert torch.equal(store.x, torch.cat([c.x for c in chunks]))  # stored exactly as served
 
 
 def _check_chunk_scaling(raw: np.ndarray, s: streams.Stream, k: int, n_chunks: int,
-                         test_every: int) -> None:
-    """Chunk ``k``'s rows equal (raw - mean) / std over the training rows of chunks < k."""
+                         test_every: int, initial_chunks: int) -> None:
+    """Chunk ``k``'s rows equal (raw - mean) / std over the initial chunks' training rows."""
     chunks = np.array_split(np.arange(len(raw)), n_chunks)
     train = [c[(np.arange(len(c)) + 1) % test_every != 0] for c in chunks]
     test = [c[(np.arange(len(c)) + 1) % test_every == 0] for c in chunks]
-    fit = raw[np.concatenate(train[:k])].astype(np.float64)
+    fit = raw[np.concatenate(train[:initial_chunks])].astype(np.float64)
     mean, std = fit.mean(0), fit.std(0)
     std[std == 0] = 1.0
-    round_chunk = s.rounds[k - (n_chunks - len(s.rounds))]
-    assert round_chunk.name == f"chunk {k}"
-    np.testing.assert_allclose(round_chunk.x.numpy(), (raw[train[k]] - mean) / std, rtol=1e-5,
-                               atol=1e-5)
+    if k >= initial_chunks:
+        round_chunk = s.rounds[k - initial_chunks]
+        assert round_chunk.name == f"chunk {k}"
+        np.testing.assert_allclose(round_chunk.x.numpy(), (raw[train[k]] - mean) / std,
+                                   rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(s.test_splits[k].x.numpy(), (raw[test[k]] - mean) / std,
                                rtol=1e-5, atol=1e-5)
 
 
-def test_time_ordered_scaling_uses_past_training_rows_only() -> None:
+def test_time_ordered_scaling_uses_initial_training_rows_only() -> None:
     ds = stream_dataset()
     s = streams.time_ordered(ds, seed=0, n_chunks=10, initial_chunks=2, test_every=5)
-    for k in (2, 5, 9):
-        _check_chunk_scaling(ds.x_train, s, k, 10, 5)
+    for k in (0, 1, 2, 5, 9):
+        _check_chunk_scaling(ds.x_train, s, k, 10, 5, 2)
 
 
 @pytest.mark.mirror
@@ -253,5 +292,5 @@ def test_elec2_stream_scaling(need_mirror: Callable[..., Path], session_data_roo
     total = len(s.initial) + sum(len(c) for c in s.rounds) + sum(len(t) for t in s.test_splits)
     assert total == 45312
     for k in (2, 11):
-        _check_chunk_scaling(raw, s, k, 20, 5)
+        _check_chunk_scaling(raw, s, k, 20, 5, 2)
     assert s.meta["name"] == "elec2" and s.meta["source"] == "mirror"

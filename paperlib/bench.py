@@ -11,6 +11,9 @@ Part 2b - methods: ``bandit`` against ``full_retrain`` and ``finetune`` on data-
 class-incremental MNIST (quick profile): final accuracy and total retraining seconds.
 Target: within 1 accuracy point of ``full_retrain`` at <= 25% of its retraining time.
 
+Part 3 - rivals (:mod:`paperlib.bench_rivals`): each rival's cost per step (metered FLOPs and
+seconds) as a ratio to plain replay, side by side.
+
 Run ``python -m paperlib.bench --help`` for options; results are also written as JSON.
 """
 
@@ -184,7 +187,8 @@ def _fmt(v: Any) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--part", choices=("engine", "freezing", "methods", "all"), default="all")
+    p.add_argument("--part", choices=("engine", "freezing", "methods", "rivals", "all"),
+                   default="all")
     p.add_argument("--device", default="auto")
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--repeats", type=int, default=5)
@@ -230,6 +234,13 @@ def main(argv: list[str] | None = None) -> int:
             verdict = "met" if gap <= 0.01 and tr <= 0.25 else "MISSED"
             print(f"{scenario}: bandit is {gap * 100:+.2f} points below full_retrain at "
                   f"{tr:.1%} of its retraining time ({fr:.1%} of its FLOPs): target {verdict}")
+    if a.part in ("rivals", "all"):
+        from paperlib.bench_rivals import bench_rivals
+
+        print("\n== Part 3: each rival's cost per step relative to replay (MLP, batch 64) ==")
+        out["rivals"] = bench_rivals(device, max(10, a.steps // 2), a.repeats)
+        _print_table(out["rivals"], ["method", "flops_per_step", "flop_ratio", "ms_per_step",
+                                     "time_ratio"])
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(out, indent=2))
     print(f"\nwritten {a.out}")
@@ -245,7 +256,9 @@ def main(argv: list[str] | None = None) -> int:
                                           "predicted_saving", "measured_saving", "realised_share"]),
               "", f"Part 2b, MNIST, profile {a.profile}, seeds {a.seeds}:", "",
               _markdown(out["method_ratios"], ["scenario", "accuracy_gap_vs_full",
-                                               "time_ratio_vs_full", "flop_ratio_vs_full"])]
+                                               "time_ratio_vs_full", "flop_ratio_vs_full"]),
+              "", "Part 3, rivals' cost per step relative to replay (MLP 784-256-256-10, batch 64):",
+              "", _markdown(out["rivals"], ["method", "flop_ratio", "time_ratio"])]
         splice_readme(a.readme, "\n".join(md), "<!-- bench:start -->", "<!-- bench:end -->")
         print(f"updated the benchmark section of {a.readme}")
     return 0

@@ -38,6 +38,9 @@ MAIN_METHODS: tuple[str, ...] = ("finetune", "full_retrain", "scratch", "replay"
 ABLATION_METHODS: tuple[str, ...] = ("bandit", "bandit_samples_only", "bandit_weights_only",
                                      "importance_reg_only", "random_samples", "random_weights",
                                      "finetune", "full_retrain")
+#: The field's other answers to "which data, which loss?" (paperlib.rivals, paperlib.distill):
+#: MIR, GSS, DER, DER++, ER-ACE and LwF. Notebooks 01-04 and 07 show them beside MAIN_METHODS.
+RIVAL_METHODS: tuple[str, ...] = ("mir", "gss", "der", "derpp", "er_ace", "lwf")
 #: Every named method (the Pareto notebook shows them all).
 ALL_METHODS: tuple[str, ...] = tuple(METHODS)
 #: Seeds per profile when a notebook's ``seeds`` parameter is None.

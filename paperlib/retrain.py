@@ -32,9 +32,10 @@ class TrainSettings:
     Attributes:
         batch_size: samples per step.
         lr: learning rate.
-        optimizer: ``"adam"`` or ``"sgd"`` (momentum 0.9).
+        optimizer: ``"adam"`` or ``"sgd"`` (with ``momentum``).
         grad_clip: max global gradient norm (None = no clipping); 5 as in the authors' code.
         weight_decay: L2 weight decay of the optimiser.
+        momentum: SGD momentum (0 = plain SGD, as in Mammoth's reference protocols).
     """
 
     batch_size: int = 128
@@ -42,6 +43,7 @@ class TrainSettings:
     optimizer: str = "adam"
     grad_clip: float | None = 5.0
     weight_decay: float = 0.0
+    momentum: float = 0.9
 
     def make_optimizer(self, params: Iterator[nn.Parameter]) -> torch.optim.Optimizer:
         # foreach: one multi-tensor kernel per update instead of one per parameter tensor
@@ -49,7 +51,7 @@ class TrainSettings:
         if self.optimizer == "adam":
             return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay, foreach=True)
         if self.optimizer == "sgd":
-            return torch.optim.SGD(params, lr=self.lr, momentum=0.9, weight_decay=self.weight_decay,
+            return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
                                    foreach=True)
         raise ValueError(f"optimizer must be 'adam' or 'sgd', not {self.optimizer!r}")
 
@@ -155,6 +157,9 @@ class Retrainer:
                     logits, hidden = model(x), None
                 loss = F.cross_entropy(apply_heads(logits, y, ctx.heads), y)
                 sc = StepContext(ctx, step, x, y, logits, loss, hidden, arm)
+                for p in plugins:
+                    if (own := p.task_loss(sc)) is not None:
+                        sc.loss = loss = own
                 total = loss
                 for p in plugins:
                     pen = p.penalty(sc)

@@ -166,8 +166,9 @@ class GSS(Replay):
         if len(mem):
             cand = torch.randperm(len(mem), generator=self.generator)[: self.candidates]
             cand = cand.to(mem.device)
-            G = per_sample_grads(model, mem.x[cand], mem.y[cand], heads)
-            gx = per_sample_grads(model, x, y, heads)
+            both = per_sample_grads(model, torch.cat([x, mem.x[cand]]),  # one vmap call
+                                    torch.cat([y, mem.y[cand]]), heads)
+            gx, G = [b[: len(y)] for b in both], [b[len(y):] for b in both]
             add_train_pass(meter, len(cand) + len(y))
             mean = [g.mean(0, keepdim=True) for g in gx]  # the batch gradient
             c = float(max_cosine(mean, G, meter)[0]) + 1

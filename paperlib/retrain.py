@@ -51,8 +51,8 @@ class TrainSettings:
         if self.optimizer == "adam":
             return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay, foreach=True)
         if self.optimizer == "sgd":
-            return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
-                                   foreach=True)
+            return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum,
+                                   weight_decay=self.weight_decay, foreach=True)
         raise ValueError(f"optimizer must be 'adam' or 'sgd', not {self.optimizer!r}")
 
 

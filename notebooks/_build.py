@@ -51,7 +51,9 @@ data arms with a learning-progress reward, Exp3.M choosing half of the layer gro
 the step budget (2 × the new chunk's epochs), the epochs per round (paper profile 10 for the first
 model, 5 per round, instead of up to 50 with early stopping), and the CPU-sized `quick` profile
 (MLP, 12 000-sample subsets, lr 1e-3). Baselines follow their papers (EWC, online EWC, SI, MAS,
-reservoir replay). Every hyper-parameter's source is listed by `paperlib methods`.
+reservoir replay), and so do the rivals (MIR, GSS, DER, DER++, ER-ACE, LwF; their extra forward
+and backward passes are counted in the FLOPs). Every hyper-parameter's source is listed by
+`paperlib methods`.
 """
 
 NOTEBOOKS: dict[str, dict] = {}
@@ -68,10 +70,12 @@ _nb("01_data_incremental", "Data-incremental MNIST: accuracy and retraining cost
 set is split into 10 shards; the first served model trains on shards 1–5, then the model is
 retrained as each of shards 6–10 arrives (protocol of the authors' earlier code). We compare the
 paper's method (`bandit`) with fine-tuning on the new shard, full retraining (warm start and from
-scratch), replay and the importance regularisers of the field, on test accuracy after every round
-and on the cumulative cost of retraining (wall-clock seconds and FLOPs).""",
+scratch), replay and the importance regularisers of the field, and with the rivals of its sample
+bandit and regulariser (MIR, GSS, DER, DER++, ER-ACE, LwF; `experiments.scenario_methods` says
+which ones each profile runs), on test accuracy after every round and on the cumulative cost of
+retraining (wall-clock seconds and FLOPs).""",
     base='{"dataset": "mnist", "scenario": "data_incremental"}',
-    methods="experiments.MAIN_METHODS",
+    methods="experiments.scenario_methods(profile, gss=True)",
     cells=[
         "grid = nb.run_grid()",
         '''fig = plots.accuracy_per_round(grid.rounds, title=f"{nb.label}: test accuracy after each round")
@@ -94,7 +98,7 @@ classes). Parameter `dataset`: `mnist`, `fashion_mnist` or `cifar10`. The CIFAR-
 offline mirror are a **lossy JPEG copy** (quality ~75); figures made from it say so in their
 footnote.""",
     base='{"dataset": dataset, "scenario": "class_incremental"}',
-    methods="experiments.MAIN_METHODS",
+    methods="experiments.scenario_methods(profile, dataset)",
     extra_params='dataset = "mnist"        # mnist | fashion_mnist | cifar10\n',
     extra_setup=", dataset=dataset",
     cells=[
@@ -120,7 +124,7 @@ the unrotated part and each later part arrives as one round. This scenario is *o
 (the paper's abstract names no drift benchmark); it is the usual domain-incremental test of
 forgetting. Accuracy is reported on the whole test set under every rotation.""",
     base='{"dataset": "mnist", "scenario": "rotated"}',
-    methods="experiments.MAIN_METHODS",
+    methods="experiments.scenario_methods(profile, quick_rivals=False)",
     cells=[
         "grid = nb.run_grid()",
         '''fig = plots.accuracy_per_round(grid.rounds, title=f"{nb.label}: accuracy per rotation")
@@ -143,7 +147,7 @@ only. We report prequential accuracy over time, the retraining cost and the nega
 (probe samples the previous model got right and the new one gets wrong). Parameter `dataset`:
 `elec2` or `weather`.""",
     base='{"dataset": dataset, "scenario": "stream"}',
-    methods="experiments.MAIN_METHODS",
+    methods="experiments.scenario_methods(profile, dataset)",
     extra_params='dataset = "elec2"        # elec2 | weather\n',
     extra_setup=", dataset=dataset",
     cells=[

@@ -14,6 +14,9 @@ profile, 3 seeds, ``bandit`` against ``full_retrain`` (data-incremental) and, at
 against ``replay``, ``random_weights`` and ``random_samples`` (data-incremental,
 class-incremental, rotated); one table, PASS or MISS per target.
 
+Part 3 - rivals (:mod:`paperlib.bench_rivals`): each rival's cost per step (metered FLOPs and
+seconds) as a ratio to plain replay, side by side.
+
 Run ``python -m paperlib.bench --help`` for options; results are also written as JSON.
 """
 
@@ -172,7 +175,8 @@ def _fmt(v: Any) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--part", choices=("engine", "freezing", "methods", "all"), default="all")
+    p.add_argument("--part", choices=("engine", "freezing", "methods", "rivals", "all"),
+                   default="all")
     p.add_argument("--device", default="auto")
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--repeats", type=int, default=5)
@@ -214,6 +218,13 @@ def main(argv: list[str] | None = None) -> int:
         out["targets"] = evaluate_targets(out["methods"], a.profile)
         print()
         _print_table(out["targets"], TARGET_COLS)
+    if a.part in ("rivals", "all"):
+        from paperlib.bench_rivals import bench_rivals
+
+        print("\n== Part 3: each rival's cost per step relative to replay (MLP, batch 64) ==")
+        out["rivals"] = bench_rivals(device, max(10, a.steps // 2), a.repeats)
+        _print_table(out["rivals"], ["method", "flops_per_step", "flop_ratio", "ms_per_step",
+                                     "time_ratio"])
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(out, indent=2))
     print(f"\nwritten {a.out}")
@@ -228,7 +239,9 @@ def main(argv: list[str] | None = None) -> int:
               _markdown(out["freezing"], FREEZE_COLS),
               "", f"Part 2b, issue 8's targets at equal compute (MNIST, profile {a.profile}, "
               f"seeds {a.seeds}; mean ± sd over seeds of per-seed paired values):", "",
-              _markdown(out["targets"], TARGET_COLS)]
+              _markdown(out["targets"], TARGET_COLS),
+              "", "Part 3, rivals' cost per step relative to replay (MLP 784-256-256-10, batch 64):",
+              "", _markdown(out["rivals"], ["method", "flop_ratio", "time_ratio"])]
         splice_readme(a.readme, "\n".join(md), "<!-- bench:start -->", "<!-- bench:end -->")
         print(f"updated the benchmark section of {a.readme}")
     return 0

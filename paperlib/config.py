@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DATASETS = ("mnist", "fashion_mnist", "cifar10", "elec2", "weather", "digits")
-SCENARIOS = ("data_incremental", "class_incremental", "rotated", "permuted", "stream", "split_task")
+SCENARIOS = ("data_incremental", "class_incremental", "rotated", "permuted", "stream", "split_task",
+             "split_class")
 PROFILES = ("smoke", "quick", "paper")
 IMAGE_DATASETS = ("mnist", "fashion_mnist", "cifar10", "digits")
 TABULAR_DATASETS = ("elec2", "weather")
@@ -86,7 +87,7 @@ FIELDS: dict[str, Spec] = {
     "rotation_step": Spec("float", lo=0.0, hi=180.0, help="rotated: degrees between domains"),
     "n_chunks": Spec("int", lo=2, help="stream: consecutive chunks"),
     "initial_chunks": Spec("int", lo=1, help="stream: chunks training the first model"),
-    "n_tasks": Spec("int", lo=2, help="split_task: tasks of two classes"),
+    "n_tasks": Spec("int", lo=2, help="split_task / split_class: tasks of two classes"),
     "store_capacity": Spec("int", lo=1, optional=True,
                            help="bound on stored past samples (reservoir); None = keep all"),
     "guard_tolerance": Spec("float", lo=0.0, hi=1.0, optional=True,

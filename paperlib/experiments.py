@@ -38,6 +38,38 @@ MAIN_METHODS: tuple[str, ...] = ("finetune", "full_retrain", "scratch", "replay"
 ABLATION_METHODS: tuple[str, ...] = ("bandit", "bandit_samples_only", "bandit_weights_only",
                                      "importance_reg_only", "random_samples", "random_weights",
                                      "finetune", "full_retrain")
+#: The field's other answers to "which data, which loss?" (paperlib.rivals, paperlib.distill):
+#: MIR, GSS, DER, DER++, ER-ACE and LwF. Notebooks 01-04 and 07 show them beside MAIN_METHODS.
+RIVAL_METHODS: tuple[str, ...] = ("mir", "gss", "der", "derpp", "er_ace", "lwf")
+#: Seconds matter on a CPU: GSS's per-sample gradients make it the slowest rival per run (about
+#: 3x the others in the quick profile, see `make bench`), and CIFAR-10 / Fashion-MNIST repeat
+#: the MNIST comparison; the quick profile leaves those out of the scenario notebooks' defaults.
+QUICK_SKIPPED_RIVALS: tuple[str, ...] = ("gss",)
+QUICK_RIVAL_DATASETS: tuple[str, ...] = ("mnist", "elec2", "weather")
+
+
+def scenario_methods(profile: str, dataset: str = "mnist", gss: bool = False,
+                     quick_rivals: bool = True) -> tuple[str, ...]:
+    """The default methods of a scenario notebook: :data:`MAIN_METHODS` and the rivals.
+
+    Profile ``paper`` runs every rival everywhere; ``quick`` and ``smoke`` keep the CPU
+    reproduction short: rivals only where ``quick_rivals`` and on :data:`QUICK_RIVAL_DATASETS`,
+    and GSS only where ``gss`` (data-incremental MNIST, notebook 01). Notebook 07 shows every
+    method anyway.
+
+    >>> scenario_methods("quick", "cifar10") == MAIN_METHODS
+    True
+    >>> scenario_methods("quick", gss=True)[-6:]
+    ('mir', 'gss', 'der', 'derpp', 'er_ace', 'lwf')
+    """
+    if profile == "paper":
+        return MAIN_METHODS + RIVAL_METHODS
+    if not quick_rivals or dataset not in QUICK_RIVAL_DATASETS:
+        return MAIN_METHODS
+    return MAIN_METHODS + tuple(m for m in RIVAL_METHODS
+                                if gss or m not in QUICK_SKIPPED_RIVALS)
+
+
 #: Every named method (the Pareto notebook shows them all).
 ALL_METHODS: tuple[str, ...] = tuple(METHODS)
 #: Seeds per profile when a notebook's ``seeds`` parameter is None.

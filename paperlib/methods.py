@@ -6,7 +6,7 @@ Each method's hyper-parameters and their defaults are declared in one place (its
 the new chunk; budgeted methods make ``budget_factor * epochs`` passes' worth of steps.
 
 >>> sorted(METHODS)[:4]
-['bandit', 'bandit_samples_only', 'bandit_weights_only', 'ewc']
+['bandit', 'bandit_samples_only', 'bandit_weights_only', 'der']
 >>> build_method("finetune", {}, epochs=1, seed=0).source.name
 'new_only'
 """
@@ -70,6 +70,25 @@ _HP: dict[str, tuple[Spec, Any, str]] = {
     "ewc_gamma": (Spec("float", lo=0.0, hi=1.0, help="online EWC Fisher decay"), 0.9,
                   "Schwarz et al. 2018"),
     "si_xi": (Spec("float", lo=0.0, help="SI damping"), 0.1, "Zenke et al. 2017"),
+    # The rivals (paperlib.rivals, paperlib.distill). Mammoth = its best args for Seq-MNIST.
+    "memory_update": (Spec("str", ("round", "step"),
+                           help="replay: reservoir fed the chunk after the round, or each step's "
+                                "new samples after the step (Mammoth's ER)"),
+                      "round", "ours (the rivals always use step, as in their papers)"),
+    "mir_candidates": (Spec("int", lo=1, help="MIR: memory candidates scored per step"), 50,
+                       "Aljundi et al. 2019 (code: --subsample 50)"),
+    "mir_lr": (Spec("float", lo=0.0, help="MIR: learning rate of the virtual SGD step"), 0.1,
+               "Aljundi et al. 2019 (Split-MNIST lr)"),
+    "gss_candidates": (Spec("int", lo=1, help="GSS: memory gradients compared per step"), 10,
+                       "Aljundi et al. 2019; Mammoth gss_minibatch_size 10"),
+    "der_alpha": (Spec("float", lo=0.0, help="DER: weight of the logit (MSE) replay"), 1.0,
+                  "Buzzega et al. 2020 / Mammoth, Seq-MNIST buffer 500 (DER and DER++)"),
+    "der_beta": (Spec("float", lo=0.0, help="DER++: weight of the label (CE) replay"), 0.5,
+                 "Buzzega et al. 2020 / Mammoth, Seq-MNIST buffer 500"),
+    "lwf_alpha": (Spec("float", lo=0.0, help="LwF: weight of the distillation loss"), 1.0,
+                  "Li & Hoiem 2017 (lambda_o = 1); Mammoth Seq-MNIST alpha 1"),
+    "lwf_temperature": (Spec("float", lo=0.01, help="LwF: softmax temperature"), 2.0,
+                        "Li & Hoiem 2017"),
 }
 
 
@@ -149,6 +168,45 @@ _WEIGHT_HP = ("budget_factor", "weight_policy", "k_groups", "reselect_every", "w
 _REG_HP = ("budget_factor", "lam_synapse", "lam_neuron", "importance", "neuron_term",
            "neuron_mode", "neuron_cache", "importance_samples")
 
+def _memory(hp: dict[str, Any]) -> tuple[int, float, float]:
+    return hp["memory_size"], hp["replay_ratio"], hp["budget_factor"]
+
+
+def _rival(kind: str) -> Callable[[dict[str, Any], float, int], Built]:
+    """The rivals of :mod:`paperlib.rivals` and :mod:`paperlib.distill`; a source that also
+    sets the loss (ER-ACE, DER) is listed as a plugin too."""
+    def build(hp: dict[str, Any], epochs: float, seed: int) -> Built:
+        from paperlib import distill, rivals
+
+        if kind == "lwf":
+            return Built(NewOnly(epochs), AllWeights(),
+                         [distill.LwF(hp["lwf_alpha"], hp["lwf_temperature"])])
+        src = {"mir": lambda: rivals.MIR(epochs, *_memory(hp), hp["mir_candidates"], hp["mir_lr"]),
+               "gss": lambda: rivals.GSS(epochs, *_memory(hp), hp["gss_candidates"]),
+               "er_ace": lambda: rivals.ERACE(epochs, *_memory(hp)),
+               "der": lambda: distill.DarkReplay(epochs, *_memory(hp), hp["der_alpha"]),
+               "derpp": lambda: distill.DarkReplay(epochs, *_memory(hp), hp["der_alpha"],
+                                                   hp["der_beta"])}[kind]()
+        return Built(src, AllWeights(), [src] if isinstance(src, Plugin) else [])
+    return build
+
+
+_MEM_HP = ("budget_factor", "memory_size", "replay_ratio")
+_RIVALS = [
+    Method("mir", "MIR (Aljundi et al. 2019): replay the memory samples a virtual step would "
+           "hurt most", _hp(*_MEM_HP, "mir_candidates", "mir_lr"), _rival("mir")),
+    Method("gss", "GSS-greedy (Aljundi et al. 2019): a memory kept diverse in gradient space",
+           _hp(*_MEM_HP, "gss_candidates"), _rival("gss")),
+    Method("der", "DER (Buzzega et al. 2020): replay stored logits (MSE)",
+           _hp(*_MEM_HP, "der_alpha"), _rival("der")),
+    Method("derpp", "DER++ (Buzzega et al. 2020): replay stored logits and labels",
+           _hp(*_MEM_HP, "der_alpha", "der_beta"), _rival("derpp")),
+    Method("er_ace", "ER-ACE (Caccia et al. 2022): replay with asymmetric cross-entropy",
+           _hp(*_MEM_HP), _rival("er_ace")),
+    Method("lwf", "LwF (Li & Hoiem 2017): distil the served model on the new data",
+           _hp("lwf_alpha", "lwf_temperature"), _rival("lwf")),
+]
+
 METHODS: dict[str, Method] = {m.name: m for m in [
     Method("finetune", "retrain on the new chunk only (all weights)", {},
            lambda hp, e, s: Built(NewOnly(e), AllWeights())),
@@ -158,9 +216,10 @@ METHODS: dict[str, Method] = {m.name: m for m in [
            lambda hp, e, s: Built(AllSeen(e), AllWeights(), reinit_each_round=True),
            reinit_each_round=True),
     Method("replay", "new chunk + reservoir memory, half of each batch each",
-           _hp("budget_factor", "memory_size", "replay_ratio"),
+           _hp("budget_factor", "memory_size", "replay_ratio", "memory_update"),
            lambda hp, e, s: Built(Replay(e, hp["memory_size"], hp["replay_ratio"],
-                                         hp["budget_factor"]), AllWeights())),
+                                         hp["budget_factor"], hp["memory_update"] == "step"),
+                                  AllWeights())),
     Method("bandit", "the paper's method: sample bandit + weight bandit + synapse/neuron "
            "importance regulariser", _hp(*_PAPER_HP, importance_samples=1024),
            lambda hp, e, s: Built(_sample_bandit(hp, e, s), _weight_bandit(hp, s), [_sni(hp)])),
@@ -189,6 +248,7 @@ METHODS: dict[str, Method] = {m.name: m for m in [
            _hp("lam", "si_xi", lam=1.0), _regularized("si", lam="lam", xi="si_xi")),
     Method("mas", "Memory Aware Synapses (Aljundi et al. 2018)",
            _hp("lam", "importance_samples", lam=1.0), _regularized("mas", **_FISHER_ARGS)),
+    *_RIVALS,
 ]}
 
 

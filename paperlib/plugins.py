@@ -9,7 +9,8 @@ Order of calls in one round::
 
     before_round(round)
     for each step:
-        (forward pass; task loss)
+        (forward pass; task loss: mean cross-entropy)
+        task_loss(step)      -> a replacement task loss, or None (e.g. ER-ACE, DER)
         penalty(step)        -> extra loss terms, summed into the loss
         (backward pass)
         before_update(step)  -> gradients are in ``p.grad``; parameters not yet changed
@@ -112,6 +113,11 @@ class Plugin:
 
     def before_round(self, ctx: RoundContext) -> None:
         """Called once before the first step of a round."""
+
+    def task_loss(self, step: StepContext) -> torch.Tensor | None:
+        """Return a scalar tensor that replaces the step's task loss (``step.loss``), or
+        ``None`` to keep it. When several plugins replace it, the last one wins."""
+        return None
 
     def penalty(self, step: StepContext) -> torch.Tensor | None:
         """Return a scalar tensor added to the loss, or ``None``."""

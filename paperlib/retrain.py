@@ -32,7 +32,7 @@ class TrainSettings:
     Attributes:
         batch_size: samples per step.
         lr: learning rate.
-        optimizer: ``"adam"`` or ``"sgd"`` (momentum 0.9).
+        optimizer: ``"adam"`` or ``"sgd"`` (with ``momentum``).
         grad_clip: max global gradient norm (None = no clipping); 5 as in the authors' code.
         weight_decay: L2 weight decay of the optimiser.
         lr_schedule: per-round learning-rate schedule, the same for every method:
@@ -44,6 +44,7 @@ class TrainSettings:
         freeze_bn_stats: batch-norm layers of frozen parameter groups run in eval mode while
             frozen (running statistics neither used from the batch nor updated), so a frozen
             group is frozen entirely; False lets them keep updating (the behaviour before).
+        momentum: SGD momentum (0 = plain SGD, as in Mammoth's reference protocols).
     """
 
     batch_size: int = 128
@@ -54,6 +55,7 @@ class TrainSettings:
     lr_schedule: str = "constant"
     warmup_fraction: float = 0.05
     freeze_bn_stats: bool = True
+    momentum: float = 0.9
 
     def make_optimizer(self, params: Iterator[nn.Parameter]) -> torch.optim.Optimizer:
         # foreach: one multi-tensor kernel per update instead of one per parameter tensor
@@ -61,8 +63,8 @@ class TrainSettings:
         if self.optimizer == "adam":
             return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay, foreach=True)
         if self.optimizer == "sgd":
-            return torch.optim.SGD(params, lr=self.lr, momentum=0.9, weight_decay=self.weight_decay,
-                                   foreach=True)
+            return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum,
+                                   weight_decay=self.weight_decay, foreach=True)
         raise ValueError(f"optimizer must be 'adam' or 'sgd', not {self.optimizer!r}")
 
 
@@ -235,6 +237,9 @@ class Retrainer:
                     logits, hidden = model(x), None
                 loss = F.cross_entropy(apply_heads(logits, y, ctx.heads), y)
                 sc = StepContext(ctx, step, x, y, logits, loss, hidden, arm, source.last_index)
+                for p in plugins:
+                    if (own := p.task_loss(sc)) is not None:
+                        sc.loss = loss = own
                 total = loss
                 for p in plugins:
                     pen = p.penalty(sc)

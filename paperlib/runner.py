@@ -239,7 +239,7 @@ def stream_for(cfg: RunConfig) -> Stream:
     elif cfg.scenario == "stream":
         kw = {"n_chunks": cfg.n_chunks, "initial_chunks": cfg.initial_chunks,
               "probe_size": cfg.probe_size, "max_train": cfg.max_train}
-    elif cfg.scenario == "split_task":
+    elif cfg.scenario in ("split_task", "split_class"):
         kw.update(n_tasks=cfg.n_tasks)
     return build_stream(cfg.dataset, cfg.scenario, seed=cfg.seed, **kw)
 

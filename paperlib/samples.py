@@ -26,10 +26,10 @@ class SeenData:
 
     >>> import torch
     >>> store = SeenData(capacity=None)
-    >>> store.add(Chunk(torch.zeros(5, 2), torch.arange(5), "a"), round_index=0)
-    >>> store.add(Chunk(torch.ones(3, 2), torch.arange(3), "b"), round_index=1)
-    >>> len(store), store.arrival.tolist()
-    (8, [0, 0, 0, 0, 0, 1, 1, 1])
+    >>> _ = store.add(Chunk(torch.zeros(5, 2), torch.arange(5), "a"), round_index=0)
+    >>> slots, src = store.add(Chunk(torch.ones(3, 2), torch.arange(3), "b"), round_index=1)
+    >>> len(store), store.arrival.tolist(), slots.tolist(), src.tolist()
+    (8, [0, 0, 0, 0, 0, 1, 1, 1], [5, 6, 7], [0, 1, 2])
     """
 
     def __init__(self, capacity: int | None = None, device: torch.device | str = "cpu",
@@ -47,22 +47,25 @@ class SeenData:
     def __len__(self) -> int:
         return 0 if self.y is None else int(self.y.shape[0])
 
-    def add(self, chunk: Chunk, round_index: int) -> None:
-        """Offer every sample of ``chunk`` to the store."""
+    def add(self, chunk: Chunk, round_index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Offer every sample of ``chunk`` to the store; returns ``(slots, src)``, int64 ``(K,)``:
+        store slot ``slots[k]`` now holds chunk sample ``src[k]`` (e.g. to store its logits)."""
         x = chunk.x.to(self.device)
         y = chunk.y.to(self.device)
         arrival = torch.full((len(chunk),), round_index, dtype=torch.long, device=self.device)
         if self.x is None:
             self.x, self.y, self.arrival = x[:0], y[:0], arrival[:0]
+        start = len(self)
         if self.capacity is None:
             self.x = torch.cat([self.x, x])
             self.y = torch.cat([self.y, y])
             self.arrival = torch.cat([self.arrival, arrival])
             self.n_seen += len(chunk)
-            return
+            return torch.arange(start, len(self)), torch.arange(len(chunk))
         # Reservoir sampling: fill, then sample i replaces slot j ~ U[0, n_seen) if j < capacity.
         free = max(0, self.capacity - len(self))
         take = min(free, len(chunk))
+        filled = torch.arange(start, start + take), torch.arange(take)
         if take:
             self.x = torch.cat([self.x, x[:take]])
             self.y = torch.cat([self.y, y[:take]])
@@ -74,15 +77,17 @@ class SeenData:
             counts = torch.arange(self.n_seen + take + 1, self.n_seen + len(chunk) + 1)
             j = (torch.rand(rest, generator=self.generator, dtype=torch.float64) * counts).long()
             hit = (j < self.capacity).nonzero().flatten()
-            slots, src = j[hit].flip(0), (hit + take).flip(0)
-            first = torch.ones_like(slots, dtype=torch.bool)
-            if len(slots):
+            if len(hit):  # (small online batches mostly hit nothing)
+                slots, src = j[hit].flip(0), (hit + take).flip(0)
+                first = torch.ones_like(slots, dtype=torch.bool)
                 order = torch.argsort(slots, stable=True)
                 s_sorted = slots[order]
                 first[order[1:]] = s_sorted[1:] != s_sorted[:-1]
-            slots, src = slots[first].to(self.device), src[first].to(self.device)
-            self.x[slots], self.y[slots], self.arrival[slots] = x[src], y[src], arrival[src]
+                slots, src = slots[first].to(self.device), src[first].to(self.device)
+                self.x[slots], self.y[slots], self.arrival[slots] = x[src], y[src], arrival[src]
+                filled = torch.cat([filled[0], slots.cpu()]), torch.cat([filled[1], src.cpu()])
         self.n_seen += len(chunk)
+        return filled
 
 
 # --------------------------------------------------------------------------------------------
@@ -209,43 +214,78 @@ class Replay(SampleSource):
     samples drawn uniformly from a reservoir of ``memory_size`` past samples. After the round the
     chunk is offered to the reservoir. Steps: ``budget_factor * epochs * ceil(n_new / B)``, the
     same budget as the sample bandit, so the two compare at equal cost. ``pool`` is the new chunk
-    followed by the memory."""
+    followed by the memory (``memory_size=None``: the memory is everything seen).
+
+    ``online=True`` (ER as Mammoth runs it): each step's new samples are offered to the reservoir
+    right after that step, and the memory part of a batch is ``min(replay_ratio * B, memory)``;
+    the memory then changes within the round, so there is no ``pool`` (``last_index`` is None).
+    Subclasses (:mod:`paperlib.rivals`) override :meth:`memory_index` (which stored samples to
+    replay) and :meth:`insert` (how new samples enter the memory)."""
 
     name = "replay"
 
     def __init__(self, epochs: float = 1.0, memory_size: int | None = 2000,
-                 replay_ratio: float = 0.5, budget_factor: float = 2.0) -> None:
+                 replay_ratio: float = 0.5, budget_factor: float = 2.0,
+                 online: bool = False) -> None:
         super().__init__()
         if not 0.0 <= replay_ratio < 1.0:
             raise ValueError("replay_ratio must be in [0, 1)")
+        if online and memory_size is None:
+            raise ValueError("online replay needs a bounded memory (memory_size)")
         self.epochs, self.memory_size = epochs, memory_size
-        self.replay_ratio, self.budget_factor = replay_ratio, budget_factor
+        self.replay_ratio, self.budget_factor, self.online = replay_ratio, budget_factor, online
         self.memory: SeenData | None = None
+        self._pending: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def start_round(self, ctx, batch_size: int) -> int:  # noqa: ANN001
         if self.memory is None:  # first retraining round: reservoir over everything seen so far
             self.memory = _reservoir(self.memory_size, ctx) if self.memory_size else ctx.seen
-        self.generator = ctx.generator
-        new_x, new_y = ctx.new_chunk.x.to(ctx.device), ctx.new_chunk.y.to(ctx.device)
-        self.n_pool_new = len(new_y)
-        if len(self.memory):
-            self.pool = torch.cat([new_x, self.memory.x]), torch.cat([new_y, self.memory.y])
+        self.generator, self.round_index = ctx.generator, ctx.round_index
+        self.x, self.y = ctx.new_chunk.x.to(ctx.device), ctx.new_chunk.y.to(ctx.device)
+        if self.online:
+            self.pool = None
+        elif len(self.memory):
+            self.pool = torch.cat([self.x, self.memory.x]), torch.cat([self.y, self.memory.y])
         else:
-            self.pool = new_x, new_y
-        n_mem = round(batch_size * self.replay_ratio) if len(self.memory) else 0
+            self.pool = self.x, self.y
+        n_mem = round(batch_size * self.replay_ratio) if len(self.memory) or self.online else 0
         self.n_mem, self.n_new = n_mem, batch_size - n_mem
-        self.cycler = _Cycler(torch.arange(len(new_y), device=ctx.device), ctx.generator)
-        return _epoch_steps(len(new_y), batch_size, self.epochs * self.budget_factor)
+        self.cycler = _Cycler(torch.arange(len(self.y), device=ctx.device), ctx.generator)
+        return _epoch_steps(len(self.y), batch_size, self.epochs * self.budget_factor)
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor, int]:
+        self._flush()
         idx = self.cycler.take(self.n_new)
-        if self.n_mem:
-            j = torch.randint(len(self.memory), (self.n_mem,), generator=self.generator)
-            idx = torch.cat([idx, j.to(idx.device) + self.n_pool_new])
-        return (*self._take(idx), -1)
+        x, y = self.x[idx], self.y[idx]
+        if self.online:
+            self._pending = (x, y)
+        n_mem = min(self.n_mem, len(self.memory)) if self.online else self.n_mem
+        j = self.memory_index(x, y, n_mem) if n_mem else idx[:0]
+        if not self.online:
+            self.last_index = torch.cat([idx, j.to(idx.device) + len(self.y)])
+        if n_mem:
+            x, y = torch.cat([x, self.memory.x[j]]), torch.cat([y, self.memory.y[j]])
+        return x, y, -1
+
+    def memory_index(self, x: torch.Tensor, y: torch.Tensor, n: int) -> torch.Tensor:
+        """Memory slots ``(n,)`` replayed beside the new samples ``x, y``: uniform, with
+        replacement."""
+        j = torch.randint(len(self.memory), (n,), generator=self.generator)
+        return j.to(self.memory.device)
+
+    def insert(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Offer new samples to the memory (online mode; reservoir sampling)."""
+        self.memory.add(Chunk(x, y, "step"), self.round_index)
+
+    def _flush(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            self.insert(*pending)
 
     def end_round(self, ctx) -> None:  # noqa: ANN001
-        if self.memory is not ctx.seen:
+        if self.online:
+            self._flush()
+        elif self.memory is not ctx.seen:
             self.memory.add(ctx.new_chunk, ctx.round_index)
 
 

@@ -96,7 +96,7 @@ class Stream:
 # =========================================================================== builders
 
 SCENARIOS = ("data_incremental", "class_incremental", "rotated", "permuted", "stream",
-             "split_task")
+             "split_task", "split_class")
 
 
 def _rng(seed: int, purpose: int) -> np.random.Generator:
@@ -437,6 +437,27 @@ def split_task(ds: Dataset, *, seed: int, n_tasks: int = 5, max_train: int | Non
                         heads=[(2 * t, 2 * t + 1) for t in range(n_tasks)]))
 
 
+def split_class(ds: Dataset, *, seed: int, n_tasks: int = 5, max_train: int | None = None,
+                max_test: int | None = None, probe_size: int | None = 1000) -> Stream:
+    """Class-incremental reference benchmark (Seq-MNIST of Buzzega et al. 2020, as Mammoth
+    runs it): the two-class tasks of :func:`split_task` with one shared head, so no chunk or
+    split carries ``classes``; the probe is drawn from every task's test set.
+
+    >>> s = split_class(load_dataset("digits"), seed=0)
+    >>> [(t.name, t.introduced_at, t.classes) for t in s.test_splits][:2]
+    [('task 0', 0, None), ('task 1', 1, None)]
+    """
+    s = split_task(ds, seed=seed, n_tasks=n_tasks, max_train=max_train, max_test=max_test,
+                   probe_size=None)
+    chunks = [Chunk(c.x, c.y, c.name) for c in (s.initial, *s.rounds)]
+    splits = [TestSplit(t.x, t.y, t.name, t.introduced_at) for t in s.test_splits]
+    pool_x, pool_y = torch.cat([t.x for t in splits]), torch.cat([t.y for t in splits])
+    return Stream(f"{ds.name}/split_class", chunks[0], chunks[1:], splits,
+                  _probe(pool_x, pool_y, probe_size, seed), ds.n_classes, tuple(ds.input_shape),
+                  _meta(ds, "split_class", seed, n_tasks=n_tasks, max_train=max_train,
+                        max_test=max_test, probe_size=probe_size))
+
+
 _BUILDERS: dict[str, Callable[..., Stream]] = {
     "data_incremental": data_incremental,
     "class_incremental": class_incremental,
@@ -444,6 +465,7 @@ _BUILDERS: dict[str, Callable[..., Stream]] = {
     "permuted": permuted,
     "stream": time_ordered,
     "split_task": split_task,
+    "split_class": split_class,
 }
 
 

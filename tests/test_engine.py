@@ -173,7 +173,7 @@ def test_cli_lists_methods_with_hyperparameter_sources(capsys):
 
 
 @pytest.mark.parametrize("method", ["bandit", "replay", "ewc", "online_ewc", "si", "mas",
-                                    "scratch"])
+                                    "scratch", "mir", "gss"])
 def test_methods_run_on_the_papers_lenet_with_batch_norm(method):
     """The paper profile's model (conv + batch norm blocks) through every kind of component."""
     r = run({**SMOKE, "method": method, "model": "lenet", "scenario": "class_incremental"},

@@ -215,7 +215,8 @@ def test_method_styles_are_distinct() -> None:
     styles = plots.method_styles()
     assert len({s["marker"] for s in styles.values()}) == len(styles)
     assert len({str(s["dashes"]) for s in styles.values()}) == len(styles)
-    for group in (experiments.MAIN_METHODS, experiments.ABLATION_METHODS):
+    for group in (experiments.MAIN_METHODS, experiments.ABLATION_METHODS,
+                  experiments.MAIN_METHODS + experiments.RIVAL_METHODS):
         assert len({styles[m]["color"] for m in group}) == len(group)
     assert plots.method_styles(["bandit"])["bandit"] == styles["bandit"]
 

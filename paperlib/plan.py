@@ -19,9 +19,9 @@ forward time per sample. Stream construction is timed while planning.
     paperlib plan -p profile smoke --notebooks 01_data_incremental
 
 >>> cfg = RunConfig.from_params({"dataset": "digits", "method": "finetune", "profile": "smoke"})
->>> p = plan_run(cfg)
->>> p.rounds, p.steps[:1]
-(3, [68])
+>>> p = plan_run(cfg)   # smoke: 4 shards, 2 train the first model; 2 epochs, then 1 per round
+>>> p.rounds, p.steps
+(3, [44, 11, 11])
 """
 
 from __future__ import annotations
@@ -117,6 +117,7 @@ class RunPlan:
             loss-group scoring); included in ``flops``.
         eval_samples: forward passes of evaluation per round (served accuracy, test splits,
             probe), not metered.
+        flops_range: per round, the lowest and highest FLOPs the weight bandit's choices allow.
         exact: False when a weight bandit's choices make ``flops`` an expectation.
     """
 
@@ -127,6 +128,7 @@ class RunPlan:
     flops: list[float] = field(default_factory=list)
     extra_round_flops: list[float] = field(default_factory=list)
     eval_samples: list[int] = field(default_factory=list)
+    flops_range: list[tuple[float, float]] = field(default_factory=list)
     exact: bool = True
     stream_seconds: float = 0.0
 
@@ -162,14 +164,14 @@ def _step_rule(source: Any, n_new: int, n_seen: int, batch: int) -> int:
     raise PlanError(f"the planner does not know the step rule of sample source {source.name!r}")
 
 
-def _mean_step_flops(meter: ComputeMeter, scope: Any, batch: int) -> tuple[float, bool]:
-    """FLOPs of one step under ``scope`` (mean over uniformly chosen k-of-G groups for the
-    weight bandits) and whether that is exact."""
+def _mean_step_flops(meter: ComputeMeter, scope: Any, batch: int
+                     ) -> tuple[float, float, float]:
+    """FLOPs of one step under ``scope``: ``(mean, lowest, highest)`` over the k-of-G group
+    choices a weight bandit can make (all three equal when the trainable set is fixed)."""
     groups = meter.group_names
-    if isinstance(scope, AllWeights):
-        return meter.step_flops(batch, groups), True
-    if isinstance(scope, FixedSubset):
-        return meter.step_flops(batch, scope.fixed), True
+    if isinstance(scope, AllWeights | FixedSubset):
+        f = meter.step_flops(batch, groups if isinstance(scope, AllWeights) else scope.fixed)
+        return f, f, f
     if isinstance(scope, WeightBandit | RandomWeights):
         import itertools
         import math
@@ -177,8 +179,8 @@ def _mean_step_flops(meter: ComputeMeter, scope: Any, batch: int) -> tuple[float
         G = len(groups)
         k = scope.k_groups if scope.k_groups >= 1 else math.ceil(scope.k_groups * G)
         k = int(min(G, max(1, k)))
-        combos = list(itertools.combinations(groups, k))
-        return sum(meter.step_flops(batch, c) for c in combos) / len(combos), k == G
+        flops = [meter.step_flops(batch, c) for c in itertools.combinations(groups, k)]
+        return sum(flops) / len(flops), min(flops), max(flops)
     raise PlanError(f"the planner does not know weight scope {scope.name!r}")
 
 
@@ -240,11 +242,12 @@ def plan_run(cfg: RunConfig, stream: Any = None) -> RunPlan:
         if r == 0:
             steps = _epoch_steps(n_new, B, cfg.epochs_initial)
             flops, fixed = steps * all_step, 0.0
+            lo = hi = flops
         else:
             src = built.source
             steps = cfg.steps if cfg.steps is not None else _step_rule(src, n_new, n_seen, B)
-            step_flops, exact = _mean_step_flops(meter, built.scope, B)
-            plan.exact &= exact
+            step_flops, lo, hi = _mean_step_flops(meter, built.scope, B)
+            plan.exact &= lo == hi
             fixed_s, per_step_s = _plugin_passes(built.regularizers, n_prev, n_seen, B)
             if isinstance(src, SampleBandit):
                 if src.wants_reward:
@@ -255,11 +258,13 @@ def plan_run(cfg: RunConfig, stream: Any = None) -> RunPlan:
                     fixed_s += min(src.pool_size, n_seen)
             fixed = fixed_s * fwd
             flops = steps * (step_flops + per_step_s * fwd) + fixed
+            lo, hi = flops + steps * (lo - step_flops), flops + steps * (hi - step_flops)
             evals += n_chunk + 2 * len(stream.probe)
             if guard:
                 evals += 2 * (n_chunk - n_new) * r  # the guard set grows every round
         plan.steps.append(int(steps))
         plan.flops.append(float(flops))
+        plan.flops_range.append((float(lo), float(hi)))
         plan.extra_round_flops.append(float(fixed))
         plan.eval_samples.append(int(evals))
         n_seen = n_seen + n_new if cfg.store_capacity is None else min(cfg.store_capacity,

@@ -78,10 +78,15 @@ def _round_syncs(method: str, steps: int, monkeypatch: pytest.MonkeyPatch) -> in
     return counts["n"]
 
 
-@pytest.mark.parametrize("method", sorted(TODAY))
+# One method per distinct step path (the rest share these sources, scopes and plugins; their
+# counts above were measured the same way).
+CHECKED = ("finetune", "replay", "si", "bandit", "bandit_samples_only", "random_samples")
+
+
+@pytest.mark.parametrize("method", CHECKED)
 def test_host_syncs_per_step_do_not_grow(method: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    short, long = _round_syncs(method, 20, monkeypatch), _round_syncs(method, 120, monkeypatch)
-    per_step = (long - short) / 100
+    short, long = _round_syncs(method, 20, monkeypatch), _round_syncs(method, 80, monkeypatch)
+    per_step = (long - short) / 60
     assert per_step <= TODAY[method] + 1e-9, (
         f"{method}: {per_step:.2f} host syncs per step, more than today's {TODAY[method]}")
     assert per_step >= 0

@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from paperlib.config import ConfigError
 from paperlib.plan import NOTEBOOK_TARGETS, notebook_grids, plan_grid
 
 REPO = Path(__file__).resolve().parent.parent
@@ -94,9 +95,13 @@ def render(target: str, params: Mapping[str, Any], renderer: str, executed: Path
 
             execute(path, executed / f"{target}.ipynb", params, cwd=REPO / "notebooks")
             return "papermill"
-        except ImportError:
+        except ConfigError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - no papermill, or no Jupyter kernel
             if renderer == "papermill":
                 raise
+            print(f"gpu_check: papermill unavailable for {target} ({type(exc).__name__}: {exc}); "
+                  f"executing the notebook's cells directly")
     exec_notebook(path, params, REPO / "notebooks")
     return "exec"
 

@@ -3,6 +3,7 @@
 #   make reproduce            run every notebook with PROFILE=paper (default) or PROFILE=quick
 #   make bench                side-by-side speed benchmarks
 #   make check-reproduction   rerun PROFILE=quick into a temp dir, compare with the committed tables
+#   make reproduce-plan / gpu-bundle / gpu-check   one GPU: see gpu.mk
 # GPU users: `make reproduce TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128` installs the
 # CUDA build of the pinned torch version (the pin itself lives in constraints.txt only).
 
@@ -38,6 +39,7 @@ test: $(STAMP) lint
 	$(PY) -m pytest -q
 
 include reproduce.mk
+include gpu.mk
 
 bench: $(STAMP)
 	PAPERLIB_DATA_MIRROR="$(REPRO_MIRROR)" $(PY) -m paperlib.bench --seeds 0,1,2 --readme README.md

@@ -6,6 +6,7 @@ Examples::
     paperlib run -p dataset digits -p method replay --summary-json out.json
     paperlib params            # the vocabulary, with each parameter's type and help
     paperlib methods           # methods, their hyper-parameters and defaults
+    paperlib plan -p profile paper   # every notebook's grid: runs, steps, FLOPs, predicted time
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ def _round_table(rounds) -> str:  # noqa: ANN001 - DataFrame
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["plan"]:  # its own parser (paperlib.plan)
+        from paperlib.plan import main as plan_main
+
+        return plan_main(argv[1:])
     parser = argparse.ArgumentParser(prog="paperlib", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -57,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--quiet", action="store_true", help="no progress bar or round table")
     sub.add_parser("params", help="list the parameter vocabulary")
     sub.add_parser("methods", help="list methods and their hyper-parameters")
+    sub.add_parser("plan", help="every notebook's grid: runs, steps, FLOPs and predicted time")
     args = parser.parse_args(argv)
 
     if args.command == "params":

@@ -465,6 +465,9 @@ def data_note(summaries: pd.DataFrame) -> str:
             notes.append(f"{name} (offline mirror, checksummed)")
         else:
             notes.append(name)
+        source = str(row.get("data_source", ""))
+        if "subset" in source:  # e.g. the CIFAR-10 subset of the GPU bundle (paperlib.bundle)
+            notes[-1] += f" ({source[source.index('subset'):]})"
     return ", ".join(dict.fromkeys(notes))
 
 

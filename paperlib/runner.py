@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 from paperlib import metrics
 from paperlib.accounting import ComputeMeter
 from paperlib.config import RunConfig, as_jsonable, resolve_model
+from paperlib.determinism import configure as configure_numerics
 from paperlib.methods import build_method
 from paperlib.models import build_model, resolve_device
 from paperlib.plugins import RoundContext
@@ -130,6 +131,7 @@ def _split_guard(chunk: Chunk, fraction: float, gen: torch.Generator) -> tuple[C
 def simulate(cfg: RunConfig, stream: Stream, progress: bool = False) -> tuple[pd.DataFrame, dict]:
     """Run the serving simulation; returns the rounds table and the bandit log tables."""
     device = resolve_device(cfg.device)
+    configure_numerics(device)  # seeded, TF32 off, deterministic cuDNN (paperlib.determinism)
     torch.manual_seed(cfg.seed)
     arch = resolve_model(cfg)
 

@@ -1,0 +1,540 @@
+"""A plan before the run: every notebook's grid, its steps and training FLOPs, and a predicted
+wall time on this machine, without training anything.
+
+Counts come from the stream sizes (the scenario's streams are built, which needs the data but
+no training), the batch size, each method's step rule (its sample source) and the
+:class:`~paperlib.accounting.ComputeMeter` FLOP model, including the extra metered passes of
+reward evaluations and importance estimates. They match what the runner records
+(``rounds["grad_steps"]``, ``rounds["train_flops"]``) exactly, except where a weight bandit
+chooses the trainable groups from its rewards: there the FLOPs are the expectation over
+uniformly chosen groups (steps stay exact).
+
+The time prediction comes from a short calibration on the current device (:func:`calibrate`):
+for each model shape and method, a few dozen real steps of the real
+:class:`~paperlib.retrain.Retrainer` on synthetic data (plugins, reward passes and bandits
+included), the time of the round's fixed work (importance estimates), and the evaluation
+forward time per sample. Stream construction is timed while planning.
+
+    paperlib plan -p profile paper            # every notebook
+    paperlib plan -p profile smoke --notebooks 01_data_incremental
+
+>>> cfg = RunConfig.from_params({"dataset": "digits", "method": "finetune", "profile": "smoke"})
+>>> p = plan_run(cfg)   # smoke: 4 shards, 2 train the first model; 2 epochs, then 1 per round
+>>> p.rounds, p.steps
+(3, [44, 11, 11])
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from paperlib.accounting import ComputeMeter
+from paperlib.config import ConfigError, RunConfig, resolve_model
+from paperlib.methods import build_method
+from paperlib.models import build_model, resolve_device
+from paperlib.samples import AllSeen, NewOnly, Replay, SampleBandit, _epoch_steps
+from paperlib.weights import AllWeights, FixedSubset, RandomWeights, WeightBandit
+
+
+class PlanError(ConfigError):
+    """A method uses a component whose step rule or metered passes the planner does not know."""
+
+
+# --------------------------------------------------------------------------- the grids
+
+# (notebook target, run bases, methods attribute of paperlib.experiments or a list).
+# Mirrors notebooks/_build.py; replace with paperlib.grids (one function per notebook) when
+# that module exists: only ``notebook_grids`` below needs to change.
+_NOTEBOOKS: tuple[tuple[str, tuple[dict[str, Any], ...], str | tuple[str, ...]], ...] = (
+    ("01_data_incremental", ({"dataset": "mnist", "scenario": "data_incremental"},),
+     "MAIN_METHODS"),
+    *((f"02_class_incremental_{d}", ({"dataset": d, "scenario": "class_incremental"},),
+       "MAIN_METHODS") for d in ("mnist", "fashion_mnist", "cifar10")),
+    ("03_domain_drift", ({"dataset": "mnist", "scenario": "rotated"},), "MAIN_METHODS"),
+    *((f"04_real_streams_{d}", ({"dataset": d, "scenario": "stream"},), "MAIN_METHODS")
+      for d in ("elec2", "weather")),
+    ("05_ablations", ({"dataset": "mnist", "scenario": "class_incremental"},), "ABLATION_METHODS"),
+    ("06_bandit_dynamics", ({"dataset": "mnist", "scenario": "class_incremental"},), ("bandit",)),
+    ("07_cost_vs_accuracy", ({"dataset": "mnist", "scenario": "data_incremental"},
+                             {"dataset": "mnist", "scenario": "class_incremental"}),
+     "ALL_METHODS"),
+)
+NOTEBOOK_TARGETS: tuple[str, ...] = tuple(n for n, _, _ in _NOTEBOOKS)
+
+
+def notebook_grids(profile: str = "paper", seeds: Sequence[int] | None = None,
+                   notebooks: Sequence[str] | None = None, device: str = "auto",
+                   overrides: Mapping[str, Mapping[str, Any]] | None = None
+                   ) -> dict[str, list[RunConfig]]:
+    """``{notebook target: its validated run configurations}`` as ``make reproduce`` runs them
+    (a stand-in for ``paperlib.grids``; same targets as ``reproduce.mk``).
+
+    ``overrides`` maps a target to extra run parameters (e.g. a CIFAR-10 subset).
+
+    >>> grids = notebook_grids("smoke", notebooks=["06_bandit_dynamics"])
+    >>> [(c.method, c.dataset, c.seed) for c in grids["06_bandit_dynamics"]]
+    [('bandit', 'mnist', 0)]
+    """
+    from paperlib import experiments
+
+    wanted = list(notebooks) if notebooks else list(NOTEBOOK_TARGETS)
+    for n in wanted:
+        if n not in NOTEBOOK_TARGETS:
+            from paperlib.config import did_you_mean
+
+            raise ConfigError(f"unknown notebook {n!r}{did_you_mean(n, list(NOTEBOOK_TARGETS))}; "
+                              f"valid: {', '.join(NOTEBOOK_TARGETS)}")
+    seeds = list(seeds) if seeds is not None else list(experiments.PROFILE_SEEDS[profile])
+    out: dict[str, list[RunConfig]] = {}
+    for name, bases, methods in _NOTEBOOKS:
+        if name not in wanted:
+            continue
+        ms = getattr(experiments, methods) if isinstance(methods, str) else methods
+        extra = dict((overrides or {}).get(name, {}))
+        full = [{**b, "profile": profile, "device": device, **extra} for b in bases]
+        out[name] = experiments.grid_configs(full, list(ms), seeds)
+    return out
+
+
+# --------------------------------------------------------------------------- counting
+
+
+@dataclass
+class RunPlan:
+    """Predicted work of one run, per round (round 0 = the first served model).
+
+    Attributes:
+        steps, flops: optimizer steps and metered training FLOPs per round (what the runner
+            records as ``grad_steps`` / ``train_flops``).
+        extra_round_flops: metered FLOPs of the round's fixed passes (importance estimates,
+            loss-group scoring); included in ``flops``.
+        eval_samples: forward passes of evaluation per round (served accuracy, test splits,
+            probe), not metered.
+        flops_range: per round, the lowest and highest FLOPs the weight bandit's choices allow.
+        exact: False when a weight bandit's choices make ``flops`` an expectation.
+    """
+
+    config: RunConfig
+    arch: str
+    model_key: tuple
+    steps: list[int] = field(default_factory=list)
+    flops: list[float] = field(default_factory=list)
+    extra_round_flops: list[float] = field(default_factory=list)
+    eval_samples: list[int] = field(default_factory=list)
+    flops_range: list[tuple[float, float]] = field(default_factory=list)
+    exact: bool = True
+    stream_seconds: float = 0.0
+
+    @property
+    def rounds(self) -> int:
+        return len(self.steps)
+
+    @property
+    def total_steps(self) -> int:
+        return int(sum(self.steps))
+
+    @property
+    def total_flops(self) -> float:
+        return float(sum(self.flops))
+
+
+def _model_for(cfg: RunConfig, input_shape: tuple[int, ...], n_classes: int
+               ) -> tuple[str, torch.nn.Module, tuple]:
+    arch = resolve_model(cfg)
+    model = build_model(arch, input_shape, n_classes, cfg.hidden_widths)
+    key = (arch, tuple(input_shape), n_classes, cfg.hidden_widths, cfg.batch_size)
+    return arch, model, key
+
+
+def _step_rule(source: Any, n_new: int, n_seen: int, batch: int) -> int:
+    """Steps the source's ``start_round`` returns (see :mod:`paperlib.samples`)."""
+    if isinstance(source, AllSeen):
+        return _epoch_steps(n_seen + n_new if n_seen else n_new, batch, source.epochs)
+    if isinstance(source, SampleBandit | Replay):
+        return _epoch_steps(n_new, batch, source.epochs * source.budget_factor)
+    if isinstance(source, NewOnly):
+        return _epoch_steps(n_new, batch, source.epochs)
+    raise PlanError(f"the planner does not know the step rule of sample source {source.name!r}")
+
+
+def _mean_step_flops(meter: ComputeMeter, scope: Any, batch: int
+                     ) -> tuple[float, float, float]:
+    """FLOPs of one step under ``scope``: ``(mean, lowest, highest)`` over the k-of-G group
+    choices a weight bandit can make (all three equal when the trainable set is fixed)."""
+    groups = meter.group_names
+    if isinstance(scope, AllWeights | FixedSubset):
+        f = meter.step_flops(batch, groups if isinstance(scope, AllWeights) else scope.fixed)
+        return f, f, f
+    if isinstance(scope, WeightBandit | RandomWeights):
+        import itertools
+        import math
+
+        G = len(groups)
+        k = scope.k_groups if scope.k_groups >= 1 else math.ceil(scope.k_groups * G)
+        k = int(min(G, max(1, k)))
+        flops = [meter.step_flops(batch, c) for c in itertools.combinations(groups, k)]
+        return sum(flops) / len(flops), min(flops), max(flops)
+    raise PlanError(f"the planner does not know weight scope {scope.name!r}")
+
+
+def _plugin_passes(plugins: Sequence[Any], n_prev: int, n_seen: int, batch: int
+                   ) -> tuple[float, float]:
+    """Samples of extra metered passes in a round >= 1: ``(round_fixed, per_step)`` in units of
+    one forward pass of one sample (a backward counts 2 forwards, as the meter does)."""
+    from paperlib.regularizers import (
+        EWC,
+        MAS,
+        L2Anchor,
+        OnlineEWC,
+        SynapseNeuronImportance,
+        SynapticIntelligence,
+    )
+
+    fixed = per_step = 0.0
+    for p in plugins:
+        if isinstance(p, SynapseNeuronImportance):
+            n = min(p.importance_samples, n_seen)
+            if p.neuron_mode == "round":
+                fixed += 3 * n * (int(p.use_neuron_term) + int(p.importance in ("fisher", "mas")))
+                per_step += batch * int(p.use_neuron_term)
+            else:
+                per_step += 3 * batch * int(p.use_neuron_term or p.importance == "fisher")
+                per_step += 3 * batch * int(p.importance == "mas")
+        elif isinstance(p, EWC | OnlineEWC | MAS):
+            fixed += 3 * min(p.importance_samples, n_prev if n_prev else n_seen)
+        elif isinstance(p, L2Anchor):
+            per_step += batch * int(p.use_neuron_term)
+        elif not isinstance(p, SynapticIntelligence):
+            raise PlanError(f"the planner does not know the metered passes of plugin {p.name!r}")
+    return fixed, per_step
+
+
+def plan_run(cfg: RunConfig, stream: Any = None) -> RunPlan:
+    """Count the steps, FLOPs and evaluation passes of ``cfg`` round by round, without training.
+
+    ``stream`` (the run's :class:`~paperlib.streams.Stream`) is built when not given."""
+    t0 = time.perf_counter()
+    if stream is None:
+        from paperlib.runner import stream_for
+
+        stream = stream_for(cfg)
+    built_seconds = time.perf_counter() - t0
+    arch, model, key = _model_for(cfg, stream.input_shape, stream.n_classes)
+    meter = ComputeMeter(model, stream.input_shape)
+    fwd = meter.forward_flops_per_sample
+    built = build_method(cfg.method, cfg.hparams, cfg.epochs, cfg.seed)
+    B = cfg.batch_size
+    plan = RunPlan(cfg, arch, key, stream_seconds=built_seconds)
+    all_step = meter.step_flops(B, meter.group_names)
+    n_seen, n_prev = 0, 0
+    guard = cfg.guard_tolerance is not None
+    for r, chunk in enumerate([stream.initial, *stream.rounds]):
+        n_chunk = len(chunk)
+        n_new = n_chunk - (max(1, round(cfg.guard_fraction * n_chunk)) if guard else 0)
+        evals = sum(len(s) for s in stream.test_splits)
+        if r == 0:
+            steps = _epoch_steps(n_new, B, cfg.epochs_initial)
+            flops, fixed = steps * all_step, 0.0
+            lo = hi = flops
+        else:
+            src = built.source
+            steps = cfg.steps if cfg.steps is not None else _step_rule(src, n_new, n_seen, B)
+            step_flops, lo, hi = _mean_step_flops(meter, built.scope, B)
+            plan.exact &= lo == hi
+            fixed_s, per_step_s = _plugin_passes(built.regularizers, n_prev, n_seen, B)
+            if isinstance(src, SampleBandit):
+                if src.wants_reward:
+                    per_step_s += B  # the batch's loss after the update
+                    if src.reward == "holdout":
+                        per_step_s += min(src.holdout_size, n_new + n_seen)
+                if src.grouping == "loss" and n_seen:
+                    fixed_s += min(src.pool_size, n_seen)
+            fixed = fixed_s * fwd
+            flops = steps * (step_flops + per_step_s * fwd) + fixed
+            lo, hi = flops + steps * (lo - step_flops), flops + steps * (hi - step_flops)
+            evals += n_chunk + 2 * len(stream.probe)
+            if guard:
+                evals += 2 * (n_chunk - n_new) * r  # the guard set grows every round
+        plan.steps.append(int(steps))
+        plan.flops.append(float(flops))
+        plan.flops_range.append((float(lo), float(hi)))
+        plan.extra_round_flops.append(float(fixed))
+        plan.eval_samples.append(int(evals))
+        n_seen = n_seen + n_new if cfg.store_capacity is None else min(cfg.store_capacity,
+                                                                     n_seen + n_new)
+        n_prev = n_new
+    return plan
+
+
+def _stream_key(cfg: RunConfig) -> tuple:
+    skip = {"method", "device", "profile", "model", "hidden_widths", "epochs_initial", "epochs",
+            "steps", "batch_size", "lr", "optimizer", "grad_clip", "store_capacity",
+            "guard_tolerance", "guard_fraction"}
+    return tuple((k, v) for k, v in sorted(cfg.params().items())
+                 if k not in skip and k not in cfg.hparams)
+
+
+def plan_grid(configs: Sequence[RunConfig]) -> list[RunPlan]:
+    """:func:`plan_run` for every config, building each distinct stream once."""
+    from paperlib.datasets import resolve_mirror, resolve_root
+    from paperlib.runner import stream_for
+    from paperlib.streams import _load_memo
+
+    streams: dict[tuple, tuple[Any, float]] = {}
+    plans = []
+    for cfg in configs:
+        key = _stream_key(cfg)
+        if key not in streams:
+            mirror = resolve_mirror(None)
+            _load_memo(cfg.dataset, str(resolve_root(None)), "" if mirror is None else str(mirror),
+                       None)  # time the stream's construction, not the (memoised) data load
+            t0 = time.perf_counter()
+            streams[key] = (stream_for(cfg), time.perf_counter() - t0)
+        stream, seconds = streams[key]
+        p = plan_run(cfg, stream)
+        p.stream_seconds = seconds  # every run builds its stream again (data load memoised)
+        plans.append(p)
+    return plans
+
+
+# --------------------------------------------------------------------------- timing
+
+
+@dataclass
+class Calibration:
+    """Measured times on one device (seconds), keyed by ``(model_key, method)`` or model key.
+
+    Attributes:
+        step0: per step of round 0 (the first model: new data, all weights, the method's hooks).
+        step: per step of a retraining round (source, scope, plugins and reward passes).
+        fixed: a retraining round's work before its first step (importance estimates...),
+            with ``fixed_flops`` the metered FLOPs of that work in the calibration round.
+        eval_per_sample: evaluation forward pass, per sample.
+        per_round: per-round bookkeeping (copying the served model).
+        runner_per_round: the runner's remaining per-round work (metrics, records), from one
+            real run of the grid's cheapest configuration: its measured time minus the time
+            the other terms predict, per round.
+    """
+
+    device: str
+    threads: int
+    step0: dict[tuple, float] = field(default_factory=dict)
+    step: dict[tuple, float] = field(default_factory=dict)
+    fixed: dict[tuple, float] = field(default_factory=dict)
+    fixed_flops: dict[tuple, float] = field(default_factory=dict)
+    eval_per_sample: dict[tuple, float] = field(default_factory=dict)
+    per_round: dict[tuple, float] = field(default_factory=dict)
+    runner_per_round: float = 0.0
+    seconds: float = 0.0
+
+
+def _timed_round(retrainer: Any, ctx: Any, source: Any, scope: Any, plugins: Sequence[Any],
+                 steps: int) -> tuple[float, float]:
+    """Run one real round; return ``(seconds before the first batch, median seconds per
+    step)``, the step time measured between consecutive ``next_batch`` calls."""
+    stamps: list[float] = []
+    inner = source.next_batch
+
+    def next_batch() -> Any:
+        stamps.append(time.perf_counter())
+        return inner()
+
+    source.next_batch = next_batch
+    t0 = time.perf_counter()
+    retrainer.run_round(ctx, source, scope, plugins, steps=steps)
+    stamps.append(time.perf_counter())
+    diffs = [b - a for a, b in zip(stamps[1:], stamps[2:], strict=False)]
+    return stamps[0] - t0, statistics.fmean(diffs)
+
+
+def calibrate(plans: Sequence[RunPlan], steps: int = 24, device: str | None = None,
+              real_run: bool = True) -> Calibration:
+    """Time a few dozen real steps of every (model shape, method) of ``plans`` on synthetic
+    data, on ``device`` (default: the plans' resolved device); with ``real_run``, also run the
+    cheapest configuration of ``plans`` once for the runner's own per-round work."""
+    from paperlib.plugins import RoundContext
+    from paperlib.retrain import Retrainer, TrainSettings, predict
+    from paperlib.samples import SeenData
+    from paperlib.streams import Chunk
+
+    t_start = time.perf_counter()
+    dev = resolve_device(device or plans[0].config.device)
+    cal = Calibration(str(dev), torch.get_num_threads())
+    seen_keys: set[tuple] = set()
+    for plan in plans:
+        cfg, mkey = plan.config, plan.model_key
+        if (mkey, cfg.method) in seen_keys:
+            continue
+        seen_keys.add((mkey, cfg.method))
+        arch, shape, n_classes, _, B = mkey
+        gen = torch.Generator().manual_seed(0)
+        n = max(4 * B, 256)
+
+        def chunk(name: str, n: int = n, shape: tuple = shape, n_classes: int = n_classes,
+                  gen: torch.Generator = gen) -> Any:
+            return Chunk(torch.rand((n, *shape), generator=gen),
+                         torch.randint(n_classes, (n,), generator=gen), name)
+
+        torch.manual_seed(0)
+        model = build_model(arch, shape, n_classes, cfg.hidden_widths).to(dev)
+        meter = ComputeMeter(model, shape)
+        retrainer = Retrainer(TrainSettings(B, cfg.lr, cfg.optimizer, cfg.grad_clip))
+        built = build_method(cfg.method, cfg.hparams, cfg.epochs, cfg.seed)
+        seen = SeenData(None, dev, torch.Generator().manual_seed(0))
+        first = chunk("c0")
+        ctx = RoundContext(0, model, None, first, None, seen, dev, gen, meter, None)
+        _, cal.step0[(mkey, cfg.method)] = _timed_round(
+            retrainer, ctx, NewOnly(1.0), AllWeights(), built.regularizers, max(6, steps // 3))
+        seen.add(first, 0)
+        seen.add(chunk("c1"), 1)
+        t0 = time.perf_counter()
+        served = copy.deepcopy(model).eval()
+        for p in served.parameters():
+            p.requires_grad_(False)
+        cal.per_round[mkey] = time.perf_counter() - t0
+        new = chunk("c2")
+        ctx = RoundContext(2, model, served, new, first, seen, dev, gen, meter, None)
+        fixed, cal.step[(mkey, cfg.method)] = _timed_round(
+            retrainer, ctx, built.source, built.scope, built.regularizers, steps)
+        cal.fixed[(mkey, cfg.method)] = fixed
+        fx, _ = _plugin_passes(built.regularizers, n, len(seen), B)
+        cal.fixed_flops[(mkey, cfg.method)] = fx * meter.forward_flops_per_sample
+        if mkey not in cal.eval_per_sample:
+            x = torch.rand((2048, *shape), generator=gen)
+            predict(model, x)  # warm-up
+            t0 = time.perf_counter()
+            predict(model, x)
+            cal.eval_per_sample[mkey] = (time.perf_counter() - t0) / len(x)
+    if real_run:
+        from paperlib.runner import run
+
+        cheapest = min(plans, key=lambda p: predict_seconds(p, cal))
+        run(cheapest.config, store=False)  # warm-up (first-run costs happen once per process)
+        t0 = time.perf_counter()
+        run(cheapest.config, store=False)
+        measured = time.perf_counter() - t0
+        cal.runner_per_round = max(0.0, measured - predict_seconds(cheapest, cal)) / cheapest.rounds
+    cal.seconds = time.perf_counter() - t_start
+    return cal
+
+
+def predict_seconds(plan: RunPlan, cal: Calibration) -> float:
+    """Predicted wall time of one run (stream construction included, data load excluded)."""
+    k = (plan.model_key, plan.config.method)
+    total = plan.stream_seconds
+    for r, (steps, extra, evals) in enumerate(zip(plan.steps, plan.extra_round_flops,
+                                                  plan.eval_samples, strict=True)):
+        total += steps * (cal.step0[k] if r == 0 else cal.step[k])
+        if r >= 1:
+            ref = cal.fixed_flops[k]
+            total += cal.fixed[k] * (extra / ref if ref > 0 else 1.0)
+        total += evals * cal.eval_per_sample[plan.model_key] + cal.per_round[plan.model_key]
+        total += cal.runner_per_round
+    return total
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def plan_table(grids: Mapping[str, Sequence[RunConfig]], cal: Calibration | None = None,
+               plans: Sequence[RunPlan] | None = None) -> list[dict[str, Any]]:
+    """One row per notebook: runs, new runs (not already run by an earlier notebook: a cache
+    hit), steps and training FLOPs of the new runs (every round, round 0 included), and their
+    predicted seconds when ``cal`` is given; then a ``total`` row."""
+    configs = [c for cs in grids.values() for c in cs]
+    plans = list(plans) if plans is not None else plan_grid(configs)
+    by_key = {}
+    for c, p in zip(configs, plans, strict=True):
+        by_key.setdefault(c.key("x"), p)
+    done: set[str] = set()
+    rows = []
+    for name, cs in grids.items():
+        new = [by_key[c.key("x")] for c in cs if c.key("x") not in done]
+        done.update(c.key("x") for c in cs)
+        row = {"notebook": name, "runs": len(cs), "new_runs": len(new),
+               "steps": sum(p.total_steps for p in new),
+               "train_flops": sum(p.total_flops for p in new),
+               "flops_exact": all(p.exact for p in new)}
+        if cal is not None:
+            row["predicted_seconds"] = sum(predict_seconds(p, cal) for p in new)
+        rows.append(row)
+    total = {"notebook": "total", "runs": sum(r["runs"] for r in rows),
+             "new_runs": sum(r["new_runs"] for r in rows), "steps": sum(r["steps"] for r in rows),
+             "train_flops": sum(r["train_flops"] for r in rows),
+             "flops_exact": all(r["flops_exact"] for r in rows)}
+    if cal is not None:
+        total["predicted_seconds"] = sum(r["predicted_seconds"] for r in rows)
+    return [*rows, total]
+
+
+def format_plan(rows: Sequence[Mapping[str, Any]], cal: Calibration | None = None,
+                workers: int = 1) -> str:
+    """The plan as a text table (``~`` marks FLOPs that are an expectation)."""
+    head = f"{'notebook':<34}{'runs':>6}{'new':>6}{'steps':>12}{'train FLOPs':>14}"
+    head += f"{'predicted':>12}" if cal is not None else ""
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        fl = f"{'' if r['flops_exact'] else '~'}{r['train_flops']:.3e}"
+        line = f"{r['notebook']:<34}{r['runs']:>6}{r['new_runs']:>6}{r['steps']:>12,}{fl:>14}"
+        if cal is not None:
+            line += f"{_hms(r['predicted_seconds']):>12}"
+        lines.append(line)
+    if cal is not None:
+        total = rows[-1]["predicted_seconds"]
+        lines.append(f"predicted on {cal.device} with {cal.threads} thread(s), one run at a time: "
+                     f"{_hms(total)}" + (f"; about {_hms(total / workers)} with {workers} "
+                                         f"concurrent workers" if workers > 1 else "")
+                     + f" (calibration took {cal.seconds:.1f} s)")
+    return "\n".join(lines)
+
+
+def _hms(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``paperlib plan``: see the module docstring."""
+    import argparse
+    import json
+    import sys
+
+    from paperlib.experiments import parse_list
+
+    ap = argparse.ArgumentParser(prog="paperlib plan", description=__doc__.split("\n\n")[0])
+    ap.add_argument("-p", "--param", nargs=2, action="append", default=[],
+                    metavar=("NAME", "VALUE"), help="profile, seeds or device")
+    ap.add_argument("--notebooks", help="comma-separated notebook targets (default: all)")
+    ap.add_argument("--calibration-steps", type=int, default=24)
+    ap.add_argument("--no-calibrate", action="store_true", help="counts only, no timing")
+    ap.add_argument("--workers", type=int, default=1, help="also show the time with N workers")
+    ap.add_argument("--json", help="write the rows as JSON here")
+    args = ap.parse_args(argv)
+    params = dict(args.param)
+    unknown = set(params) - {"profile", "seeds", "device"}
+    try:
+        if unknown:
+            raise ConfigError(f"unknown plan parameter(s) {sorted(unknown)}; valid: profile, "
+                              f"seeds, device")
+        grids = notebook_grids(params.get("profile", "paper"),
+                               parse_list(params.get("seeds"), int),
+                               parse_list(args.notebooks), params.get("device", "auto"))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    configs = [c for cs in grids.values() for c in cs]
+    plans = plan_grid(configs)
+    cal = None if args.no_calibrate else calibrate(plans, args.calibration_steps)
+    rows = plan_table(grids, cal, plans)
+    print(format_plan(rows, cal, args.workers))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(rows, fh, indent=1)
+    return 0

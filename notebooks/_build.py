@@ -30,10 +30,8 @@ overrides = None         # extra run parameters, a dict or JSON string, e.g. '{{
 
 SETUP = '''from paperlib import experiments, plots, report
 
-nb = experiments.setup_notebook(
-    "{name}", base={base},
-    default_methods={methods},
-    profile=profile, device=device, seeds=seeds, methods=methods, overrides=overrides,
+nb = experiments.setup_notebook(  # runs and default methods: paperlib.grids
+    "{name}", profile=profile, device=device, seeds=seeds, methods=methods, overrides=overrides,
     figures_dir=figures_dir{extra})
 print(nb.describe())
 '''
@@ -57,10 +55,10 @@ reservoir replay). Every hyper-parameter's source is listed by `paperlib methods
 NOTEBOOKS: dict[str, dict] = {}
 
 
-def _nb(name: str, title: str, intro: str, *, base: str, methods: str, extra_params: str = "",
-        extra_setup: str = "", cells: list[str]) -> None:
-    NOTEBOOKS[name] = {"title": title, "intro": intro, "base": base, "methods": methods,
-                       "extra_params": extra_params, "extra_setup": extra_setup, "cells": cells}
+def _nb(name: str, title: str, intro: str, *, extra_params: str = "", extra_setup: str = "",
+        cells: list[str]) -> None:
+    NOTEBOOKS[name] = {"title": title, "intro": intro, "extra_params": extra_params,
+                       "extra_setup": extra_setup, "cells": cells}
 
 
 _nb("01_data_incremental", "Data-incremental MNIST: accuracy and retraining cost per round",
@@ -70,8 +68,6 @@ retrained as each of shards 6–10 arrives (protocol of the authors' earlier cod
 paper's method (`bandit`) with fine-tuning on the new shard, full retraining (warm start and from
 scratch), replay and the importance regularisers of the field, on test accuracy after every round
 and on the cumulative cost of retraining (wall-clock seconds and FLOPs).""",
-    base='{"dataset": "mnist", "scenario": "data_incremental"}',
-    methods="experiments.MAIN_METHODS",
     cells=[
         "grid = nb.run_grid()",
         '''fig = plots.accuracy_per_round(grid.rounds, title=f"{nb.label}: test accuracy after each round")
@@ -93,8 +89,6 @@ their mean as the overall accuracy, and forgetting (best-ever minus final accura
 classes). Parameter `dataset`: `mnist`, `fashion_mnist` or `cifar10`. The CIFAR-10 files of the
 offline mirror are a **lossy JPEG copy** (quality ~75); figures made from it say so in their
 footnote.""",
-    base='{"dataset": dataset, "scenario": "class_incremental"}',
-    methods="experiments.MAIN_METHODS",
     extra_params='dataset = "mnist"        # mnist | fashion_mnist | cifar10\n',
     extra_setup=", dataset=dataset",
     cells=[
@@ -119,8 +113,6 @@ disjoint parts, part *d* rotated by 30·*d* degrees (0°, 30°, …, 120°); the
 the unrotated part and each later part arrives as one round. This scenario is *our* addition
 (the paper's abstract names no drift benchmark); it is the usual domain-incremental test of
 forgetting. Accuracy is reported on the whole test set under every rotation.""",
-    base='{"dataset": "mnist", "scenario": "rotated"}',
-    methods="experiments.MAIN_METHODS",
     cells=[
         "grid = nb.run_grid()",
         '''fig = plots.accuracy_per_round(grid.rounds, title=f"{nb.label}: accuracy per rotation")
@@ -142,8 +134,6 @@ test-then-train accuracy) and then used to retrain it. Features are standardised
 only. We report prequential accuracy over time, the retraining cost and the negative flip rate
 (probe samples the previous model got right and the new one gets wrong). Parameter `dataset`:
 `elec2` or `weather`.""",
-    base='{"dataset": dataset, "scenario": "stream"}',
-    methods="experiments.MAIN_METHODS",
     extra_params='dataset = "elec2"        # elec2 | weather\n',
     extra_setup=", dataset=dataset",
     cells=[
@@ -169,8 +159,6 @@ each is tested by switching it on or off: `bandit` (all three), `bandit_samples_
 `bandit_weights_only`, `importance_reg_only`, and the full method with a *uniformly random*
 choice in place of either bandit (`random_samples`, `random_weights`); `finetune` and
 `full_retrain` are the two references. Class-incremental MNIST (classes 0–4, then 5–9).""",
-    base='{"dataset": "mnist", "scenario": "class_incremental"}',
-    methods="experiments.ABLATION_METHODS",
     cells=[
         "grid = nb.run_grid()",
         '''fig = plots.class_incremental_accuracy(grid.rounds, title=f"{nb.label}: ablations, accuracy per round")
@@ -195,8 +183,6 @@ or the data of an earlier round; we plot its arm probabilities over the gradient
 rounds. The *weight bandit* (Exp3.M, our reconstruction) chooses which parameter groups (layers)
 are trained; frozen groups get no gradient computation. The heatmap shows, per round, the share
 of the bandit's decisions in which each group was trained.""",
-    base='{"dataset": "mnist", "scenario": "class_incremental"}',
-    methods='["bandit"]',
     cells=[
         "grid = nb.run_grid()",
         '''fig = plots.arm_probabilities(grid.sample_trace, title=f"{nb.label}: sample-bandit arm probabilities")
@@ -216,11 +202,8 @@ FLOPs; wall-clock seconds in the second figure) against final average accuracy, 
 data-incremental and class-incremental MNIST. The Pareto front marks the methods no other method
 beats on both cost and accuracy. The runs are those of notebooks 01, 02 and 05 (cache hits in
 `results/`); run those first or this notebook computes them.""",
-    base='{"dataset": "mnist"}',
-    methods="experiments.ALL_METHODS",
     cells=[
-        '''settings = [{**nb.base, "scenario": s} for s in ("data_incremental", "class_incremental")]
-grid = nb.run_grid(settings)''',
+        "grid = nb.run_grid()",
         '''fig = plots.pareto(grid.summaries, cost="train_flops", title="training FLOPs vs final accuracy")
 nb.save_figure(fig, nb.name("flops"), grid=grid,
                caption="Training FLOPs over all retraining rounds vs final average accuracy")
@@ -241,8 +224,7 @@ def build(name: str) -> nbformat.NotebookNode:
     cells = [new_markdown_cell(title + run_hint),
              new_code_cell(COMMON_PARAMS.format(extra=spec["extra_params"]).rstrip() + "\n",
                            metadata={"tags": ["parameters"]}),
-             new_code_cell(SETUP.format(name=name, base=spec["base"], methods=spec["methods"],
-                                        extra=spec["extra_setup"]).rstrip() + "\n")]
+             new_code_cell(SETUP.format(name=name, extra=spec["extra_setup"]).rstrip() + "\n")]
     cells += [new_code_cell(src.rstrip() + "\n") for src in spec["cells"]]
     for i, cell in enumerate(cells):  # stable ids -> byte-identical regeneration
         cell["id"] = f"{name[:2]}-{i:02d}"

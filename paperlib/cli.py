@@ -6,6 +6,7 @@ Examples::
     paperlib run -p dataset digits -p method replay --summary-json out.json
     paperlib params            # the vocabulary, with each parameter's type and help
     paperlib methods           # methods, their hyper-parameters and defaults
+    paperlib sweep -p profile quick   # every run of the profile's notebooks, in parallel
 """
 
 from __future__ import annotations
@@ -57,7 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--quiet", action="store_true", help="no progress bar or round table")
     sub.add_parser("params", help="list the parameter vocabulary")
     sub.add_parser("methods", help="list methods and their hyper-parameters")
+    from paperlib.sweep import add_cli, cli
+
+    add_cli(sub)
     args = parser.parse_args(argv)
+    if args.command == "sweep":
+        return cli(args)
 
     if args.command == "params":
         for name, spec in FIELDS.items():

@@ -81,6 +81,8 @@ class SweepResult:
     computed: int = 0
     failed: list[Failure] = field(default_factory=list)
     wall_seconds: float = 0.0
+    #: sum of the computed runs' own durations (as measured by the workers)
+    run_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -89,7 +91,7 @@ class SweepResult:
     def summary(self) -> str:
         return (f"{len(self.configs)} runs on {self.executor}: {self.cached} cached, "
                 f"{self.computed} computed, {len(self.failed)} failed "
-                f"({self.wall_seconds:.1f} s)")
+                f"({self.wall_seconds:.1f} s wall, {self.run_seconds:.1f} s in runs)")
 
     def report(self) -> str:
         """The summary line, then every failure with its configuration and traceback."""
@@ -217,7 +219,7 @@ def _run_serial(todo: list[RunConfig], root: Path, force: bool, bar: tqdm,
         bar.set_postfix_str(f"{cfg.method} {cfg.dataset}/{cfg.scenario} s{cfg.seed}, "
                             f"failed {len(res.failed)}")
         try:
-            run_task(cfg, str(root), force)
+            res.run_seconds += run_task(cfg, str(root), force)["seconds"]
             res.computed += 1
         except Exception as exc:  # noqa: BLE001 - listed at the end, the others go on
             res.failed.append(_failure(cfg, exc, exc.__traceback__))
@@ -240,6 +242,7 @@ def _run_dask(client: Any, todo: list[RunConfig], root: Path, force: bool, retri
             for fut in done:
                 if fut.status == "finished":
                     res.computed += 1
+                    res.run_seconds += fut.result()["seconds"]
                 else:
                     exc = fut.exception() if fut.status == "error" else RuntimeError(fut.status)
                     tb = fut.traceback() if fut.status == "error" else None
@@ -285,6 +288,7 @@ def _client(executor: str, workers: int | None, connect_timeout: float) -> Itera
             with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                               dashboard_address=None, silence_logs=logging.ERROR,
                               memory_limit=0, env=env) as cluster, Client(cluster) as client:
+                client.run(_ignore_sigint)  # Ctrl-C is the client's to handle
                 yield client
             return
         try:
@@ -302,6 +306,14 @@ def _client(executor: str, workers: int | None, connect_timeout: float) -> Itera
                                  f"{connect_timeout:g} s); start some with "
                                  f"`dask worker {executor} --nthreads 1`") from None
             yield client
+
+
+def _ignore_sigint() -> None:
+    """Run on a local worker: a terminal's Ctrl-C reaches every process of its group; the
+    sweep cancels the runs and closes the cluster, so the workers need not print tracebacks."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def probe_store(path: str, token: str) -> str | None:

@@ -64,6 +64,7 @@ def _assert_complete(root: Path, configs) -> None:
 # --------------------------------------------------------------------------- Dask executors
 
 
+@pytest.mark.slow
 def test_local_cluster_equals_serial(tmp_path: Path, one_thread) -> None:
     configs = grid_configs(SMOKE, ["finetune", "bandit"], [0, 1])
     serial = sweep(configs, scheduler="serial", results=tmp_path / "serial", progress=False)
@@ -94,6 +95,7 @@ def cluster():
         yield lc, client
 
 
+@pytest.mark.slow
 def test_worker_killed_mid_sweep_leaves_complete_store(tmp_path: Path, cluster) -> None:
     lc, client = cluster
     pids = client.run(os.getpid)
@@ -267,6 +269,7 @@ def test_profile_grid_reads_the_method_lists_and_has_no_duplicates(monkeypatch) 
         == ["finetune", "finetune", "si", "si"]
 
 
+@pytest.mark.slow
 def test_notebook_renders_from_the_sweep_cache(tmp_path: Path, one_thread) -> None:
     from paperlib.notebooks import execute
 

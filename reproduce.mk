@@ -2,13 +2,18 @@
 # Included by the Makefile, which defines PY, STAMP, PROFILE, DEVICE, SEEDS and REPRO_MIRROR.
 #
 #   make reproduce                    PROFILE=paper (full settings; a GPU helps)
-#   make -j2 reproduce PROFILE=quick  CPU-sized, about 10 minutes on 2 cores
+#   make reproduce PROFILE=quick      CPU-sized, about 10 minutes on 2 cores
+#   make reproduce SCHEDULER=tcp://host:8786   the runs on a Dask cluster (README)
+#   make sweep PROFILE=quick          only compute the runs (paperlib sweep)
 #   make reproduce SEEDS=0,1,2        override the profile's seeds
 #   make reproduce-02_class_incremental_cifar10 PROFILE=quick   one notebook (variant)
 #
-# Each notebook (and each dataset variant of 02 and 04) is its own target, so `make -j`
-# runs them in parallel. Finished runs are cache hits in results/, so an interrupted
-# reproduction resumes where it stopped; executed notebooks land in
+# `make reproduce` first computes every run all notebooks need with `paperlib sweep` (in
+# parallel: a Dask LocalCluster with one single-threaded worker per core, or SCHEDULER), then
+# executes the notebooks, which find their runs in the cache. Each notebook (and each dataset
+# variant of 02 and 04) is its own target, so `make -j` runs them in parallel. Finished runs
+# are cache hits in results/, so an interrupted reproduction resumes where it stopped (the
+# sweep computes only what is missing); executed notebooks land in
 # notebooks/executed/$(PROFILE)/ (git-ignored) only when every cell succeeded.
 # 05 and 06 reuse the class-incremental MNIST runs of 02, and 07 those of 01, 02 and 05,
 # so they run after them. The last step rebuilds figures/tables/ and the README snippet.
@@ -24,6 +29,9 @@ NB_PARAMS = -p profile $(PROFILE) -p device $(DEVICE) $(if $(SEEDS),-p seeds $(S
 	$(if $(FIGURES_DIR),-p figures_dir $(FIGURES_DIR))
 NB_RUN = $(NB_ENV) $(PY) -m paperlib.notebooks --cwd notebooks
 NB_DEPS := $(STAMP) $(wildcard paperlib/*.py)
+SCHEDULER ?=
+SWEEP = $(NB_ENV) $(PY) -m paperlib.cli sweep -p device $(DEVICE) $(if $(SEEDS),-p seeds $(SEEDS)) \
+	$(if $(SCHEDULER),--scheduler $(SCHEDULER))
 
 REPRO_NOTEBOOKS := 01_data_incremental \
 	02_class_incremental_mnist 02_class_incremental_fashion_mnist 02_class_incremental_cifar10 \
@@ -31,9 +39,13 @@ REPRO_NOTEBOOKS := 01_data_incremental \
 	05_ablations 06_bandit_dynamics 07_cost_vs_accuracy
 REPRO_OUT := $(addprefix $(EXEC_DIR)/,$(addsuffix .ipynb,$(REPRO_NOTEBOOKS)))
 
-.PHONY: reproduce reproduce-notebooks $(addprefix reproduce-,$(REPRO_NOTEBOOKS))
+.PHONY: reproduce reproduce-notebooks sweep $(addprefix reproduce-,$(REPRO_NOTEBOOKS))
 
-reproduce: reproduce-notebooks
+sweep: $(STAMP)
+	$(SWEEP) -p profile $(PROFILE)
+
+reproduce: sweep
+	$(MAKE) --no-print-directory reproduce-notebooks
 	$(PY) -m paperlib.report --profile $(PROFILE) --readme README.md
 	@echo "== figures in figures/, tables in figures/tables/, executed notebooks in $(EXEC_DIR)/ =="
 
@@ -71,6 +83,7 @@ $(EXEC_DIR)/07_cost_vs_accuracy.ipynb: notebooks/07_cost_vs_accuracy.ipynb $(NB_
 .PHONY: reproduce-paper-streams
 reproduce-paper-streams: $(STAMP)
 	mkdir -p notebooks/executed/paper
+	$(SWEEP) -p profile paper --notebook 04_real_streams
 	for d in weather elec2; do \
 	  $(NB_ENV) $(PY) -m paperlib.notebooks --cwd notebooks notebooks/04_real_streams.ipynb \
 	    notebooks/executed/paper/04_real_streams_$$d.ipynb -p profile paper -p device $(DEVICE) \

@@ -30,10 +30,8 @@ overrides = None         # extra run parameters, a dict or JSON string, e.g. '{{
 
 SETUP = '''from paperlib import experiments, plots, report
 
-nb = experiments.setup_notebook(
-    "{name}", base={base},
-    default_methods={methods},
-    profile=profile, device=device, seeds=seeds, methods=methods, overrides=overrides,
+nb = experiments.setup_notebook(  # runs and default methods: paperlib.grids
+    "{name}", profile=profile, device=device, seeds=seeds, methods=methods, overrides=overrides,
     figures_dir=figures_dir{extra})
 print(nb.describe())
 '''
@@ -59,10 +57,10 @@ and backward passes are counted in the FLOPs). Every hyper-parameter's source is
 NOTEBOOKS: dict[str, dict] = {}
 
 
-def _nb(name: str, title: str, intro: str, *, base: str, methods: str, extra_params: str = "",
-        extra_setup: str = "", cells: list[str]) -> None:
-    NOTEBOOKS[name] = {"title": title, "intro": intro, "base": base, "methods": methods,
-                       "extra_params": extra_params, "extra_setup": extra_setup, "cells": cells}
+def _nb(name: str, title: str, intro: str, *, extra_params: str = "", extra_setup: str = "",
+        cells: list[str]) -> None:
+    NOTEBOOKS[name] = {"title": title, "intro": intro, "extra_params": extra_params,
+                       "extra_setup": extra_setup, "cells": cells}
 
 
 _nb("01_data_incremental", "Data-incremental MNIST: accuracy and retraining cost per round",
@@ -74,8 +72,6 @@ scratch), replay and the importance regularisers of the field, and with the riva
 bandit and regulariser (MIR, GSS, DER, DER++, ER-ACE, LwF; `experiments.scenario_methods` says
 which ones each profile runs), on test accuracy after every round and on the cumulative cost of
 retraining (wall-clock seconds and FLOPs).""",
-    base='{"dataset": "mnist", "scenario": "data_incremental"}',
-    methods="experiments.scenario_methods(profile, gss=True)",
     cells=[
         "grid = nb.run_grid()",
         '''fig = plots.accuracy_per_round(grid.rounds, title=f"{nb.label}: test accuracy after each round")
@@ -97,8 +93,6 @@ their mean as the overall accuracy, and forgetting (best-ever minus final accura
 classes). Parameter `dataset`: `mnist`, `fashion_mnist` or `cifar10`. The CIFAR-10 files of the
 offline mirror are a **lossy JPEG copy** (quality ~75); figures made from it say so in their
 footnote.""",
-    base='{"dataset": dataset, "scenario": "class_incremental"}',
-    methods="experiments.scenario_methods(profile, dataset)",
     extra_params='dataset = "mnist"        # mnist | fashion_mnist | cifar10\n',
     extra_setup=", dataset=dataset",
     cells=[
@@ -123,8 +117,6 @@ disjoint parts, part *d* rotated by 30·*d* degrees (0°, 30°, …, 120°); the
 the unrotated part and each later part arrives as one round. This scenario is *our* addition
 (the paper's abstract names no drift benchmark); it is the usual domain-incremental test of
 forgetting. Accuracy is reported on the whole test set under every rotation.""",
-    base='{"dataset": "mnist", "scenario": "rotated"}',
-    methods="experiments.scenario_methods(profile, quick_rivals=False)",
     cells=[
         "grid = nb.run_grid()",
         '''fig = plots.accuracy_per_round(grid.rounds, title=f"{nb.label}: accuracy per rotation")
@@ -146,8 +138,6 @@ test-then-train accuracy) and then used to retrain it. Features are standardised
 only. We report prequential accuracy over time, the retraining cost and the negative flip rate
 (probe samples the previous model got right and the new one gets wrong). Parameter `dataset`:
 `elec2` or `weather`.""",
-    base='{"dataset": dataset, "scenario": "stream"}',
-    methods="experiments.scenario_methods(profile, dataset)",
     extra_params='dataset = "elec2"        # elec2 | weather\n',
     extra_setup=", dataset=dataset",
     cells=[
@@ -173,8 +163,6 @@ each is tested by switching it on or off: `bandit` (all three), `bandit_samples_
 `bandit_weights_only`, `importance_reg_only`, and the full method with a *uniformly random*
 choice in place of either bandit (`random_samples`, `random_weights`); `finetune` and
 `full_retrain` are the two references. Class-incremental MNIST (classes 0–4, then 5–9).""",
-    base='{"dataset": "mnist", "scenario": "class_incremental"}',
-    methods="experiments.ABLATION_METHODS",
     cells=[
         "grid = nb.run_grid()",
         '''fig = plots.class_incremental_accuracy(grid.rounds, title=f"{nb.label}: ablations, accuracy per round")
@@ -199,8 +187,6 @@ or the data of an earlier round; we plot its arm probabilities over the gradient
 rounds. The *weight bandit* (Exp3.M, our reconstruction) chooses which parameter groups (layers)
 are trained; frozen groups get no gradient computation. The heatmap shows, per round, the share
 of the bandit's decisions in which each group was trained.""",
-    base='{"dataset": "mnist", "scenario": "class_incremental"}',
-    methods='["bandit"]',
     cells=[
         "grid = nb.run_grid()",
         '''fig = plots.arm_probabilities(grid.sample_trace, title=f"{nb.label}: sample-bandit arm probabilities")
@@ -229,16 +215,13 @@ compute), at the profile's budgets (`experiments.BUDGETS`; replay's default is 4
 full retraining's 12-20 on quick data-incremental MNIST), with `full_retrain` at its own cost as
 the reference. Curves: x = training FLOPs over all retraining rounds (log scale), y = final
 average accuracy, band = sd over seeds; the table compares the methods at each budget.""",
-    base='{"dataset": "mnist"}',
-    methods="experiments.ALL_METHODS",
     extra_params=('budgets = None           # None -> experiments.BUDGETS[profile]; or "1,2,4,16"\n'
                   'budget_scenarios = None  # None -> experiments.BUDGET_SCENARIOS[profile]\n'
                   'budget_methods = None    # None -> experiments.BUDGET_METHODS\n'),
     extra_setup=(", budgets=budgets, budget_scenarios=budget_scenarios, "
                  "budget_methods=budget_methods"),
     cells=[
-        '''settings = [{**nb.base, "scenario": s} for s in ("data_incremental", "class_incremental")]
-grid = nb.run_grid(settings)''',
+        "grid = nb.run_grid()",
         '''fig = plots.pareto(grid.summaries, cost="train_flops", title="training FLOPs vs final accuracy")
 nb.save_figure(fig, nb.name("flops"), grid=grid,
                caption="Training FLOPs over all retraining rounds vs final average accuracy")
@@ -250,11 +233,10 @@ nb.save_table(table, nb.name("results"), grid=grid, caption="Cost and accuracy o
 report.formatted_table(table)''',
         '''from paperlib import budget_plots
 
-sweep_settings = experiments.budget_settings(nb.base, nb.profile, budgets, budget_scenarios)
-sweep = experiments.run_grid(sweep_settings, experiments.resolve_methods(
-    budget_methods, experiments.BUDGET_METHODS), nb.seeds)
-references = nb.run_grid([{**nb.base, "scenario": s} for s in dict.fromkeys(
-    st["scenario"] for st in sweep_settings)], methods=experiments.BUDGET_REFERENCES)
+sweep_settings, sweep_methods, reference_settings = experiments.budget_grids(
+    nb, budgets, budget_scenarios, budget_methods)
+sweep = experiments.run_grid(sweep_settings, sweep_methods, nb.seeds)
+references = nb.run_grid(reference_settings, methods=experiments.BUDGET_REFERENCES)
 curves = sweep + references
 print(f"budget sweep: {len(curves.runs)} runs, {curves.wall_seconds:.0f} s")''',
         '''fig = budget_plots.budget_curves(curves.summaries, title="accuracy against training compute")
@@ -278,8 +260,7 @@ def build(name: str) -> nbformat.NotebookNode:
     cells = [new_markdown_cell(title + run_hint),
              new_code_cell(COMMON_PARAMS.format(extra=spec["extra_params"]).rstrip() + "\n",
                            metadata={"tags": ["parameters"]}),
-             new_code_cell(SETUP.format(name=name, base=spec["base"], methods=spec["methods"],
-                                        extra=spec["extra_setup"]).rstrip() + "\n")]
+             new_code_cell(SETUP.format(name=name, extra=spec["extra_setup"]).rstrip() + "\n")]
     cells += [new_code_cell(src.rstrip() + "\n") for src in spec["cells"]]
     for i, cell in enumerate(cells):  # stable ids -> byte-identical regeneration
         cell["id"] = f"{name[:2]}-{i:02d}"

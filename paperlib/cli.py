@@ -7,6 +7,7 @@ Examples::
     paperlib params            # the vocabulary, with each parameter's type and help
     paperlib methods           # methods, their hyper-parameters and defaults
     paperlib plan -p profile paper   # every notebook's grid: runs, steps, FLOPs, predicted time
+    paperlib sweep -p profile quick  # every run of the profile's notebooks, in parallel
 """
 
 from __future__ import annotations
@@ -64,7 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("params", help="list the parameter vocabulary")
     sub.add_parser("methods", help="list methods and their hyper-parameters")
     sub.add_parser("plan", help="every notebook's grid: runs, steps, FLOPs and predicted time")
+    from paperlib.sweep import add_cli, cli
+
+    add_cli(sub)
     args = parser.parse_args(argv)
+    if args.command == "sweep":
+        return cli(args)
 
     if args.command == "params":
         for name, spec in FIELDS.items():

@@ -17,6 +17,7 @@ A notebook is glue: it resolves its parameters with :func:`setup_notebook`, runs
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -70,6 +71,8 @@ def scenario_methods(profile: str, dataset: str = "mnist", gss: bool = False,
                                 if gss or m not in QUICK_SKIPPED_RIVALS)
 
 
+#: The bandit-dynamics notebook looks inside the paper's method only.
+BANDIT_DYNAMICS_METHODS: tuple[str, ...] = ("bandit",)
 #: Every named method (the Pareto notebook shows them all).
 ALL_METHODS: tuple[str, ...] = tuple(METHODS)
 #: Seeds per profile when a notebook's ``seeds`` parameter is None.
@@ -108,6 +111,26 @@ def budget_settings(base: Mapping[str, Any], profile: str, budgets: Any = None,
     values = parse_list(budgets, float) or list(BUDGETS[profile])
     names = parse_list(scenarios) or list(BUDGET_SCENARIOS[profile])
     return [{**dict(base), "scenario": sc, "budget": b} for sc in names for b in values]
+
+
+def budget_grids(nb: NotebookSetup, budgets: Any = None, budget_scenarios: Any = None,
+                 budget_methods: Any = None) -> tuple[list[dict[str, Any]], list[str],
+                                                      list[dict[str, Any]]]:
+    """Notebook 07's budget sweep: ``(settings, methods, reference_settings)``: ``nb.base`` x
+    scenarios x budgets for :data:`BUDGET_METHODS`, and each scenario at the references' own
+    cost (:data:`BUDGET_REFERENCES`)."""
+    settings = budget_settings(nb.base, nb.profile, budgets, budget_scenarios)
+    methods = resolve_methods(budget_methods, BUDGET_METHODS)
+    references = [{**nb.base, "scenario": s} for s in dict.fromkeys(st["scenario"] for st in settings)]
+    return settings, methods, references
+
+
+def budget_configs(nb: NotebookSetup, budgets: Any = None, budget_scenarios: Any = None,
+                   budget_methods: Any = None) -> list[RunConfig]:
+    """Every configuration of :func:`budget_grids` (what ``paperlib sweep`` computes for 07)."""
+    settings, methods, references = budget_grids(nb, budgets, budget_scenarios, budget_methods)
+    return (grid_configs(settings, methods, nb.seeds)
+            + grid_configs(references, BUDGET_REFERENCES, nb.seeds))
 
 
 def parse_list(value: Any, cast: Callable[[Any], Any] = str) -> list[Any] | None:
@@ -270,15 +293,24 @@ def grid_configs(base: Mapping[str, Any] | Sequence[Mapping[str, Any]], methods:
 
 
 def run_grid(base: Mapping[str, Any] | Sequence[Mapping[str, Any]], methods: Sequence[str],
-             seeds: Sequence[int], progress: bool = True, **kw: Any) -> GridResult:
+             seeds: Sequence[int], progress: bool = True, executor: str | None = None,
+             **kw: Any) -> GridResult:
     """``run({**base, "method": m, "seed": s})`` for every method and seed (and every base when
     ``base`` is a list of settings); finished configurations are cache hits.
 
     Every configuration is validated before the first one runs. ``kw`` goes to
-    :func:`paperlib.runner.run` (``store``, ``force``, ``results``).
+    :func:`paperlib.runner.run` (``store``, ``force``, ``results``). ``executor`` (default
+    ``$PAPERLIB_SCHEDULER``, else ``serial``): ``local`` or a Dask scheduler address computes
+    the missing runs in parallel first (:func:`paperlib.sweep.sweep`; stored runs only).
     """
     t0 = time.perf_counter()
     configs = grid_configs(base, list(methods), list(seeds))
+    executor = executor or os.environ.get("PAPERLIB_SCHEDULER") or "serial"
+    if executor != "serial" and kw.get("store", True):
+        from paperlib.sweep import sweep
+
+        sweep(configs, scheduler=executor, results=kw.get("results"),
+              force=kw.pop("force", False), progress=progress).raise_for_failures()
     runs = []
     bar = tqdm(configs, desc="runs", disable=not progress, leave=True)
     for cfg in bar:
@@ -303,6 +335,8 @@ class NotebookSetup:
     figures_dir: Path
     params: dict[str, Any]
     started: float = field(default_factory=time.perf_counter)
+    #: one grid per entry, each merged into ``base`` (see :class:`paperlib.grids.NotebookGrid`)
+    settings: tuple[Mapping[str, Any], ...] = ({},)
 
     @property
     def profile(self) -> str:
@@ -338,9 +372,17 @@ class NotebookSetup:
     def run_grid(self, base: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
                  methods: Sequence[str] | None = None, **kw: Any) -> GridResult:
         """:func:`run_grid` over this notebook's methods and seeds (``base`` defaults to
-        :attr:`base`)."""
-        return run_grid(self.base if base is None else base,
+        :attr:`base` with each of :attr:`settings`)."""
+        return run_grid(self.bases() if base is None else base,
                         self.methods if methods is None else methods, self.seeds, **kw)
+
+    def bases(self) -> list[dict[str, Any]]:
+        """:attr:`base` merged with each of :attr:`settings`."""
+        return [{**self.base, **s} for s in self.settings]
+
+    def configs(self) -> list[RunConfig]:
+        """Every configuration :meth:`run_grid` runs by default."""
+        return grid_configs(self.bases(), self.methods, self.seeds)
 
     def save_figure(self, fig: Any, name: str, *, caption: str,
                     grid: GridResult | None = None) -> list[Path]:
@@ -361,11 +403,36 @@ class NotebookSetup:
                            wall_seconds=self.elapsed())
 
 
-def setup_notebook(notebook: str, *, base: Mapping[str, Any], default_methods: Sequence[str],
-                   profile: str = "paper", device: str = "auto", seeds: Any = None,
-                   methods: Any = None, overrides: Any = None, figures_dir: str | Path = "figures",
-                   **extra: Any) -> NotebookSetup:
-    """Resolve and validate a notebook's parameters.
+def setup_notebook(notebook: str, *, base: Mapping[str, Any] | None = None,
+                   default_methods: Sequence[str] | None = None, figures_dir: str | Path = "figures",
+                   **kw: Any) -> NotebookSetup:
+    """Resolve and validate a notebook's parameters (:func:`resolve_notebook`) and create its
+    figures folder. ``base`` and ``default_methods`` default to the notebook's entry in
+    :data:`paperlib.grids.NOTEBOOK_GRIDS` (with its variant parameters, e.g. ``dataset``,
+    taken from ``kw``), the grid that ``paperlib sweep`` computes."""
+    settings: tuple[Mapping[str, Any], ...] = ({},)
+    if base is None or default_methods is None:
+        from paperlib import grids
+
+        spec = grids.spec(notebook)
+        if base is None:
+            base = grids.notebook_base(notebook, **{k: kw[k] for k in spec.variants if k in kw})
+            settings = spec.settings
+        if default_methods is None:
+            default_methods = spec.default_methods(str(kw.get("profile", "paper")),
+                                                   str(base.get("dataset")))
+    nb = resolve_notebook(notebook, base=base, default_methods=default_methods,
+                          figures_dir=figures_dir, settings=settings, **kw)
+    nb.figures_dir.mkdir(parents=True, exist_ok=True)
+    return nb
+
+
+def resolve_notebook(notebook: str, *, base: Mapping[str, Any], default_methods: Sequence[str],
+                     profile: str = "paper", device: str = "auto", seeds: Any = None,
+                     methods: Any = None, overrides: Any = None,
+                     figures_dir: str | Path = "figures",
+                     settings: Sequence[Mapping[str, Any]] = ({},), **extra: Any) -> NotebookSetup:
+    """Resolve and validate a notebook's parameters (no side effects).
 
     The run base is ``{**base, "profile": profile, "device": device, **overrides}``; it is
     validated by :class:`~paperlib.config.RunConfig` (a mistyped override key such as
@@ -387,7 +454,5 @@ def setup_notebook(notebook: str, *, base: Mapping[str, Any], default_methods: S
               "overrides": over, "figures_dir": str(figures_dir), **extra,
               "resolved": {"base": run_base, "methods": resolved_methods,
                            "seeds": resolved_seeds}}
-    fig_dir = Path(figures_dir)
-    fig_dir.mkdir(parents=True, exist_ok=True)
-    return NotebookSetup(notebook, run_base, resolved_methods, resolved_seeds, fig_dir.resolve(),
-                         params)
+    return NotebookSetup(notebook, run_base, resolved_methods, resolved_seeds,
+                         Path(figures_dir).resolve(), params, settings=tuple(settings))

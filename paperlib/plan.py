@@ -49,24 +49,16 @@ class PlanError(ConfigError):
 
 # --------------------------------------------------------------------------- the grids
 
-# (notebook target, run bases, methods attribute of paperlib.experiments or a list).
-# Mirrors notebooks/_build.py; replace with paperlib.grids (one function per notebook) when
-# that module exists: only ``notebook_grids`` below needs to change.
-_NOTEBOOKS: tuple[tuple[str, tuple[dict[str, Any], ...], str | tuple[str, ...]], ...] = (
-    ("01_data_incremental", ({"dataset": "mnist", "scenario": "data_incremental"},),
-     "MAIN_METHODS"),
-    *((f"02_class_incremental_{d}", ({"dataset": d, "scenario": "class_incremental"},),
-       "MAIN_METHODS") for d in ("mnist", "fashion_mnist", "cifar10")),
-    ("03_domain_drift", ({"dataset": "mnist", "scenario": "rotated"},), "MAIN_METHODS"),
-    *((f"04_real_streams_{d}", ({"dataset": d, "scenario": "stream"},), "MAIN_METHODS")
-      for d in ("elec2", "weather")),
-    ("05_ablations", ({"dataset": "mnist", "scenario": "class_incremental"},), "ABLATION_METHODS"),
-    ("06_bandit_dynamics", ({"dataset": "mnist", "scenario": "class_incremental"},), ("bandit",)),
-    ("07_cost_vs_accuracy", ({"dataset": "mnist", "scenario": "data_incremental"},
-                             {"dataset": "mnist", "scenario": "class_incremental"}),
-     "ALL_METHODS"),
-)
-NOTEBOOK_TARGETS: tuple[str, ...] = tuple(n for n, _, _ in _NOTEBOOKS)
+def _targets() -> list[tuple[str, str, str | None]]:
+    """``(make target, notebook, dataset variant)`` for every notebook run of ``make reproduce``."""
+    from paperlib import grids
+
+    return [(f"{name}_{v}" if v is not None else name, name, v)
+            for name, spec in grids.NOTEBOOK_GRIDS.items()
+            for v in spec.variants.get("dataset", (None,))]
+
+
+NOTEBOOK_TARGETS: tuple[str, ...] = tuple(t for t, _, _ in _targets())
 
 
 def notebook_grids(profile: str = "paper", seeds: Sequence[int] | None = None,
@@ -74,7 +66,8 @@ def notebook_grids(profile: str = "paper", seeds: Sequence[int] | None = None,
                    overrides: Mapping[str, Mapping[str, Any]] | None = None
                    ) -> dict[str, list[RunConfig]]:
     """``{notebook target: its validated run configurations}`` as ``make reproduce`` runs them
-    (a stand-in for ``paperlib.grids``; same targets as ``reproduce.mk``).
+    (from :mod:`paperlib.grids`, the notebooks' own source of truth; same targets as
+    ``reproduce.mk``).
 
     ``overrides`` maps a target to extra run parameters (e.g. a CIFAR-10 subset).
 
@@ -82,7 +75,7 @@ def notebook_grids(profile: str = "paper", seeds: Sequence[int] | None = None,
     >>> [(c.method, c.dataset, c.seed) for c in grids["06_bandit_dynamics"]]
     [('bandit', 'mnist', 0)]
     """
-    from paperlib import experiments
+    from paperlib import grids
 
     wanted = list(notebooks) if notebooks else list(NOTEBOOK_TARGETS)
     for n in wanted:
@@ -91,15 +84,18 @@ def notebook_grids(profile: str = "paper", seeds: Sequence[int] | None = None,
 
             raise ConfigError(f"unknown notebook {n!r}{did_you_mean(n, list(NOTEBOOK_TARGETS))}; "
                               f"valid: {', '.join(NOTEBOOK_TARGETS)}")
-    seeds = list(seeds) if seeds is not None else list(experiments.PROFILE_SEEDS[profile])
     out: dict[str, list[RunConfig]] = {}
-    for name, bases, methods in _NOTEBOOKS:
-        if name not in wanted:
+    for target, name, dataset in _targets():
+        if target not in wanted:
             continue
-        ms = getattr(experiments, methods) if isinstance(methods, str) else methods
-        extra = dict((overrides or {}).get(name, {}))
-        full = [{**b, "profile": profile, "device": device, **extra} for b in bases]
-        out[name] = experiments.grid_configs(full, list(ms), seeds)
+        params: dict[str, Any] = {"profile": profile, "device": device}
+        if seeds is not None:
+            params["seeds"] = list(seeds)
+        if dataset is not None:
+            params["dataset"] = dataset
+        if overrides and overrides.get(target):
+            params["overrides"] = dict(overrides[target])
+        out[target] = grids.notebook_grid(name, params)
     return out
 
 

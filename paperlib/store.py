@@ -19,10 +19,14 @@ run leaves nothing that looks finished, and a finished run is never rewritten un
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import platform
+import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +39,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Paths whose uncommitted changes mark a run's git revision "+dirty".
 CODE_PATHS = ("paperlib", "notebooks", "pyproject.toml", "constraints.txt", "Makefile",
               "reproduce.mk")
+_HOST = re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname()) or "host"
 
 
 def results_root() -> Path:
@@ -93,27 +98,60 @@ def environment_record(device: str, seed: int) -> dict[str, Any]:
     return rec
 
 
+def _temp_prefix(name: str) -> str:
+    """``.tmp-<host>-<pid>-<name>-``: whose temporary folder it is (see :func:`clean_stale_temps`)."""
+    return f".tmp-{_HOST}-{os.getpid()}-{name}-"
+
+
+def clean_stale_temps(root: Path) -> list[Path]:
+    """Remove the temporary folders that processes of this host left behind when they died
+    mid-write (a killed worker, Ctrl-C); folders of live processes and other hosts stay."""
+    removed = []
+    for path in root.glob(".tmp-*") if root.is_dir() else []:
+        m = re.match(r"\.tmp-([A-Za-z0-9_]+)-(\d+)-", path.name)
+        if m is None or m.group(1) != _HOST or _alive(int(m.group(2))):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def write_run(root: Path, name: str, tables: dict[str, pd.DataFrame], records: dict[str, Any],
               force: bool = False) -> Path:
-    """Write ``tables`` (csv) and ``records`` (json) into ``root/name`` atomically."""
+    """Write ``tables`` (csv) and ``records`` (json) into ``root/name`` atomically.
+
+    Safe when several processes finish the same run at once: exactly one complete folder
+    stays (the first one renamed into place; with ``force`` the last one) and no one fails.
+    """
     root.mkdir(parents=True, exist_ok=True)
     final = root / name
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=root))
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(name), dir=root))
     try:
         for fname, df in tables.items():
             df.to_csv(tmp / f"{fname}.csv", index=False)
         for fname, obj in records.items():
             (tmp / f"{fname}.json").write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
-        if final.exists():
-            if not force:
-                shutil.rmtree(tmp)
-                return final
-            old = final.with_name(f".old-{name}-{os.getpid()}")
-            final.rename(old)
-            tmp.rename(final)
+        if force and final.exists():
+            old = root / f".old-{_HOST}-{os.getpid()}-{name}"
+            with contextlib.suppress(FileNotFoundError):  # another writer moved it first
+                final.rename(old)
             shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(final)
+        try:
+            tmp.rename(final)  # atomic; fails on an existing non-empty folder (Linux)
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY) or not final.is_dir():
+                raise
+            shutil.rmtree(tmp)  # another process stored the same run first: keep theirs
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

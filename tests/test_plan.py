@@ -7,17 +7,16 @@ import time
 import pytest
 import torch
 
+from paperlib.calibrate import calibrate, predict_seconds
 from paperlib.config import RunConfig
 from paperlib.methods import METHODS, build_method
 from paperlib.plan import (
     PlanError,
-    calibrate,
     format_plan,
     notebook_grids,
     plan_grid,
     plan_run,
     plan_table,
-    predict_seconds,
 )
 from paperlib.runner import run
 from paperlib.weights import AllWeights

@@ -384,9 +384,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     params = dict(args.param)
     unknown = set(params) - {"profile", "seeds", "device"}
     try:
-        if unknown:
-            raise ConfigError(f"unknown plan parameter(s) {sorted(unknown)}; valid: profile, "
-                              f"seeds, device")
+        for name in sorted(unknown):
+            from paperlib.config import did_you_mean
+
+            raise ConfigError(f"unknown plan parameter {name!r}"
+                              f"{did_you_mean(name, ['profile', 'seeds', 'device'])}; valid: "
+                              f"profile, seeds, device")
         grids = notebook_grids(params.get("profile", "paper"),
                                parse_list(params.get("seeds"), int),
                                parse_list(args.notebooks), params.get("device", "auto"))

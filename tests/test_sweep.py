@@ -268,8 +268,9 @@ def test_profile_grid_reads_the_method_lists_and_has_no_duplicates(monkeypatch) 
     assert {(c.dataset, c.scenario, c.seed) for c in weather} == {("weather", "stream", 0)}
     assert len(weather) == len(experiments.MAIN_METHODS)
     monkeypatch.setattr(experiments, "ABLATION_METHODS", ("finetune", "si"))  # e.g. a new one
+    n_seeds = len(experiments.PROFILE_SEEDS["quick"])
     assert [c.method for c in grids.notebook_grid("05_ablations", {"profile": "quick"})] \
-        == ["finetune", "finetune", "si", "si"]
+        == ["finetune"] * n_seeds + ["si"] * n_seeds
 
 
 @pytest.mark.slow
@@ -277,13 +278,16 @@ def test_notebook_renders_from_the_sweep_cache(tmp_path: Path, one_thread) -> No
     from paperlib.notebooks import execute
 
     params = {"profile": "smoke", "seeds": "0", "methods": "finetune",
-              "overrides": json.dumps({"dataset": "digits"})}
+              "overrides": json.dumps({"dataset": "digits"}), "budgets": "1",
+              "budget_methods": "finetune"}
     code = cli_main(["sweep", "--notebook", "07_cost_vs_accuracy", "--scheduler", "serial",
                      "--results", str(tmp_path / "r"), "--quiet",
                      *[x for k, v in params.items() for x in ("-p", k, v)]])
     assert code == 0
     stored = sorted(p.name for p in (tmp_path / "r").iterdir())
-    assert len(stored) == 2  # 07: data- and class-incremental
+    # 07: finetune on data- and class-incremental, and its budget sweep: finetune at budget 1
+    # and the full_retrain reference on the sweep's scenario (smoke: data-incremental)
+    assert len(stored) == 4
     out = tmp_path / "07.ipynb"
     execute(REPO / "notebooks" / "07_cost_vs_accuracy.ipynb", out,
             {**params, "figures_dir": str(tmp_path / "fig")},

@@ -65,7 +65,7 @@ def hand_loop(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: i
     gen = torch.Generator().manual_seed(1)
     cycler = _Cycler(torch.arange(len(y), device=x.device), gen)
     params = list(model.parameters())
-    opt = torch.optim.Adam(params, lr=settings.lr, foreach=True)
+    opt = torch.optim.Adam(params, lr=settings.lr, fused=True)
     model.train()
     _sync(x.device)
     t0 = time.perf_counter()

@@ -76,14 +76,26 @@ def scenario_methods(profile: str, dataset: str = "mnist", gss: bool = False,
 BANDIT_DYNAMICS_METHODS: tuple[str, ...] = ("bandit",)
 #: Every named method (the Pareto notebook shows them all).
 ALL_METHODS: tuple[str, ...] = tuple(METHODS)
+
+
+def pareto_methods(profile: str) -> tuple[str, ...]:
+    """Notebook 07's methods: every named method (the quick profile skips
+    :data:`QUICK_SKIPPED_RIVALS`, whose per-sample gradients dominate a CPU run).
+
+    >>> "gss" in pareto_methods("paper"), "gss" in pareto_methods("quick")
+    (True, False)
+    """
+    if profile == "paper":
+        return ALL_METHODS
+    return tuple(m for m in ALL_METHODS if m not in QUICK_SKIPPED_RIVALS)
 #: Seeds per profile when a notebook's ``seeds`` parameter is None.
 PROFILE_SEEDS: dict[str, tuple[int, ...]] = {"smoke": (0,), "quick": (0, 1, 2), "paper": (0, 1, 2)}
 BANDIT_TABLES = ("sample_arms", "sample_trace", "weight_groups")
 
 # --- the equal-compute sweep (notebook 07, ``make bench``) ---------------------------------
 #: Methods swept over :data:`BUDGETS` (extend the tuple to add a method to the curves).
-BUDGET_METHODS: tuple[str, ...] = ("finetune", "replay", "bandit", "bandit_samples_only",
-                                   "random_samples", "random_weights", "mir", "derpp", "er_ace")
+BUDGET_METHODS: tuple[str, ...] = ("replay", "bandit", "bandit_samples_only", "mir", "derpp",
+                                   "er_ace")
 #: Methods drawn as reference points at their own default cost (``budget=None``).
 BUDGET_REFERENCES: tuple[str, ...] = ("full_retrain",)
 #: Per-round budgets in full-model training passes over the new chunk (the ``budget``

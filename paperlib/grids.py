@@ -70,7 +70,7 @@ def _constant(name: str) -> Callable[[str, str], Sequence[str]]:
 NOTEBOOK_GRIDS: dict[str, NotebookGrid] = {
     "01_data_incremental": NotebookGrid(
         {**_MNIST, "scenario": "data_incremental"},
-        lambda profile, dataset: experiments.scenario_methods(profile, dataset, gss=True)),
+        lambda profile, dataset: experiments.scenario_methods(profile, dataset)),
     "02_class_incremental": NotebookGrid(
         {"scenario": "class_incremental"},
         lambda profile, dataset: experiments.scenario_methods(profile, dataset),
@@ -87,7 +87,7 @@ NOTEBOOK_GRIDS: dict[str, NotebookGrid] = {
     "06_bandit_dynamics": NotebookGrid({**_MNIST, "scenario": "class_incremental"},
                                        _constant("BANDIT_DYNAMICS_METHODS")),
     "07_cost_vs_accuracy": NotebookGrid(
-        _MNIST, _constant("ALL_METHODS"),
+        _MNIST, lambda profile, dataset: experiments.pareto_methods(profile),
         settings=({"scenario": "data_incremental"}, {"scenario": "class_incremental"}),
         extra=lambda nb, **kw: experiments.budget_configs(nb, **kw),
         extra_params=("budgets", "budget_scenarios", "budget_methods")),

@@ -53,7 +53,7 @@ class LossWatch:
         """Raise :class:`NonFiniteLossError` if any observed loss was not finite (one sync)."""
         if self.first is None:
             return
-        first, value = torch.stack([self.first.to(self.value.dtype), self.value]).tolist()
+        first, value = torch.stack([self.first.float(), self.value.float()]).tolist()  # exact < 2**24
         if first >= 0:
             raise NonFiniteLossError(
                 f"non-finite training loss ({value}) in round {round_index}, step {int(first)}: "

@@ -4,10 +4,12 @@ wall time on this machine, without training anything.
 Counts come from the stream sizes (the scenario's streams are built, which needs the data but
 no training), the batch size, each method's step rule (its sample source) and the
 :class:`~paperlib.accounting.ComputeMeter` FLOP model, including the extra metered passes of
-reward evaluations and importance estimates. They match what the runner records
-(``rounds["grad_steps"]``, ``rounds["train_flops"]``) exactly, except where a weight bandit
-chooses the trainable groups from its rewards: there the FLOPs are the expectation over
-uniformly chosen groups (steps stay exact).
+reward evaluations, importance estimates, the neuron cache and the rivals' extra passes
+(:mod:`paperlib.plan_passes`); under a FLOP ``budget`` the steps are those the Retrainer takes.
+They match what the runner records (``rounds["grad_steps"]``, ``rounds["train_flops"]``)
+exactly, except where the data decide: a weight bandit's groups (the expectation over uniformly
+chosen groups), MIR's candidate pool and GSS's per-sample scores once its memory is full; then
+the run lies in the plan's ``steps_range`` / ``flops_range`` and the report marks it ``~``.
 
 The time prediction comes from a short calibration on the current device
 (:mod:`paperlib.calibrate`). Stream construction is timed while planning.
@@ -34,15 +36,18 @@ from paperlib.accounting import ComputeMeter
 from paperlib.config import ConfigError, RunConfig, resolve_model
 from paperlib.methods import build_method
 from paperlib.models import build_model
-from paperlib.samples import AllSeen, NewOnly, Replay, SampleBandit, _epoch_steps
-from paperlib.weights import AllWeights, FixedSubset, RandomWeights, WeightBandit
+from paperlib.plan_passes import (
+    PlanError,  # noqa: F401 - re-exported
+    default_steps,
+    plugin_passes,
+    round_work,
+    scope_step_flops,
+)
+from paperlib.retrain import budget_flops
+from paperlib.samples import _epoch_steps
 
 if TYPE_CHECKING:  # pragma: no cover
     from paperlib.calibrate import Calibration
-
-
-class PlanError(ConfigError):
-    """A method uses a component whose step rule or metered passes the planner does not know."""
 
 
 # --------------------------------------------------------------------------- the grids
@@ -112,7 +117,10 @@ class RunPlan:
         eval_samples: forward passes of evaluation per round (served accuracy, test splits,
             probe), not metered.
         flops_range: per round, the lowest and highest FLOPs the weight bandit's choices allow.
-        exact: False when a weight bandit's choices make ``flops`` an expectation.
+        steps_range: per round, the fewest and most steps (they differ only under a FLOP
+            ``budget`` when the data decide a step's cost).
+        exact: False when a bandit's choices or a memory's fill make ``flops`` (and under a
+            budget ``steps``) an estimate (``~`` in the report).
     """
 
     config: RunConfig
@@ -123,6 +131,7 @@ class RunPlan:
     extra_round_flops: list[float] = field(default_factory=list)
     eval_samples: list[int] = field(default_factory=list)
     flops_range: list[tuple[float, float]] = field(default_factory=list)
+    steps_range: list[tuple[int, int]] = field(default_factory=list)
     exact: bool = True
     stream_seconds: float = 0.0
 
@@ -147,66 +156,15 @@ def _model_for(cfg: RunConfig, input_shape: tuple[int, ...], n_classes: int
     return arch, model, key
 
 
-def _step_rule(source: Any, n_new: int, n_seen: int, batch: int) -> int:
-    """Steps the source's ``start_round`` returns (see :mod:`paperlib.samples`)."""
-    if isinstance(source, AllSeen):
-        return _epoch_steps(n_seen + n_new if n_seen else n_new, batch, source.epochs)
-    if isinstance(source, SampleBandit | Replay):
-        return _epoch_steps(n_new, batch, source.epochs * source.budget_factor)
-    if isinstance(source, NewOnly):
-        return _epoch_steps(n_new, batch, source.epochs)
-    raise PlanError(f"the planner does not know the step rule of sample source {source.name!r}")
-
-
-def _mean_step_flops(meter: ComputeMeter, scope: Any, batch: int
-                     ) -> tuple[float, float, float]:
-    """FLOPs of one step under ``scope``: ``(mean, lowest, highest)`` over the k-of-G group
-    choices a weight bandit can make (all three equal when the trainable set is fixed)."""
-    groups = meter.group_names
-    if isinstance(scope, AllWeights | FixedSubset):
-        f = meter.step_flops(batch, groups if isinstance(scope, AllWeights) else scope.fixed)
-        return f, f, f
-    if isinstance(scope, WeightBandit | RandomWeights):
-        import itertools
-        import math
-
-        G = len(groups)
-        k = scope.k_groups if scope.k_groups >= 1 else math.ceil(scope.k_groups * G)
-        k = int(min(G, max(1, k)))
-        flops = [meter.step_flops(batch, c) for c in itertools.combinations(groups, k)]
-        return sum(flops) / len(flops), min(flops), max(flops)
-    raise PlanError(f"the planner does not know weight scope {scope.name!r}")
+_step_rule = default_steps
+_mean_step_flops = scope_step_flops
 
 
 def _plugin_passes(plugins: Sequence[Any], n_prev: int, n_seen: int, batch: int
                    ) -> tuple[float, float]:
-    """Samples of extra metered passes in a round >= 1: ``(round_fixed, per_step)`` in units of
-    one forward pass of one sample (a backward counts 2 forwards, as the meter does)."""
-    from paperlib.regularizers import (
-        EWC,
-        MAS,
-        L2Anchor,
-        OnlineEWC,
-        SynapseNeuronImportance,
-        SynapticIntelligence,
-    )
-
-    fixed = per_step = 0.0
-    for p in plugins:
-        if isinstance(p, SynapseNeuronImportance):
-            n = min(p.importance_samples, n_seen)
-            if p.neuron_mode == "round":
-                fixed += 3 * n * (int(p.use_neuron_term) + int(p.importance in ("fisher", "mas")))
-                per_step += batch * int(p.use_neuron_term)
-            else:
-                per_step += 3 * batch * int(p.use_neuron_term or p.importance == "fisher")
-                per_step += 3 * batch * int(p.importance == "mas")
-        elif isinstance(p, EWC | OnlineEWC | MAS):
-            fixed += 3 * min(p.importance_samples, n_prev if n_prev else n_seen)
-        elif isinstance(p, L2Anchor):
-            per_step += batch * int(p.use_neuron_term)
-        elif not isinstance(p, SynapticIntelligence):
-            raise PlanError(f"the planner does not know the metered passes of plugin {p.name!r}")
+    """``(round_fixed, per_step)`` samples of the plugins' extra forwards (see
+    :func:`~paperlib.plan_passes.plugin_passes`)."""
+    fixed, per_step, first = plugin_passes(plugins, n_prev, n_seen, batch)
     return fixed, per_step
 
 
@@ -222,11 +180,11 @@ def plan_run(cfg: RunConfig, stream: Any = None) -> RunPlan:
     built_seconds = time.perf_counter() - t0
     arch, model, key = _model_for(cfg, stream.input_shape, stream.n_classes)
     meter = ComputeMeter(model, stream.input_shape)
-    fwd = meter.forward_flops_per_sample
     built = build_method(cfg.method, cfg.hparams, cfg.epochs, cfg.seed)
     B = cfg.batch_size
     plan = RunPlan(cfg, arch, key, stream_seconds=built_seconds)
     all_step = meter.step_flops(B, meter.group_names)
+    n_params = sum(p.numel() for p in model.parameters())
     n_seen, n_prev = 0, 0
     guard = cfg.guard_tolerance is not None
     for r, chunk in enumerate([stream.initial, *stream.rounds]):
@@ -237,22 +195,23 @@ def plan_run(cfg: RunConfig, stream: Any = None) -> RunPlan:
             steps = _epoch_steps(n_new, B, cfg.epochs_initial)
             flops, fixed = steps * all_step, 0.0
             lo = hi = flops
+            plan.steps_range.append((steps, steps))
         else:
-            src = built.source
-            steps = cfg.steps if cfg.steps is not None else _step_rule(src, n_new, n_seen, B)
-            step_flops, lo, hi = _mean_step_flops(meter, built.scope, B)
-            plan.exact &= lo == hi
-            fixed_s, per_step_s = _plugin_passes(built.regularizers, n_prev, n_seen, B)
-            if isinstance(src, SampleBandit):
-                if src.wants_reward:
-                    per_step_s += B  # the batch's loss after the update
-                    if src.reward == "holdout":
-                        per_step_s += min(src.holdout_size, n_new + n_seen)
-                if src.grouping == "loss" and n_seen:
-                    fixed_s += min(src.pool_size, n_seen)
-            fixed = fixed_s * fwd
-            flops = steps * (step_flops + per_step_s * fwd) + fixed
-            lo, hi = flops + steps * (lo - step_flops), flops + steps * (hi - step_flops)
+            work = round_work(built, meter, n_params, r, n_new, n_seen, n_prev, B)
+            if cfg.budget is not None:
+                limit = budget_flops(cfg.budget, n_new, meter.step_flops(1, meter.group_names))
+                steps = work.budget_steps(limit)
+                lo_steps, hi_steps = work.budget_steps(limit, 2), work.budget_steps(limit, 1)
+            else:
+                steps = lo_steps = hi_steps = (cfg.steps if cfg.steps is not None
+                                               else work.default_steps)
+            plan.exact &= work.exact and lo_steps == hi_steps
+            fixed = work.fixed
+            flops = work.flops(steps)
+            lo, hi = work.flops(lo_steps, 1), work.flops(hi_steps, 2)
+            if cfg.budget is not None:  # the last step's overshoot is at most one step
+                lo, hi = min(lo, work.flops(hi_steps, 1)), max(hi, work.flops(lo_steps, 2))
+            plan.steps_range.append((int(lo_steps), int(hi_steps)))
             evals += n_chunk + 2 * len(stream.probe)
             if guard:
                 evals += 2 * (n_chunk - n_new) * r  # the guard set grows every round
@@ -321,14 +280,16 @@ def plan_table(grids: Mapping[str, Sequence[RunConfig]], cal: Calibration | None
         row = {"notebook": name, "runs": len(cs), "new_runs": len(new),
                "steps": sum(p.total_steps for p in new),
                "train_flops": sum(p.total_flops for p in new),
-               "flops_exact": all(p.exact for p in new)}
+               "flops_exact": all(p.exact for p in new),
+               "steps_exact": all(a == b for p in new for a, b in p.steps_range)}
         if cal is not None:
             row["predicted_seconds"] = sum(predict_seconds(p, cal) for p in new)
         rows.append(row)
     total = {"notebook": "total", "runs": sum(r["runs"] for r in rows),
              "new_runs": sum(r["new_runs"] for r in rows), "steps": sum(r["steps"] for r in rows),
              "train_flops": sum(r["train_flops"] for r in rows),
-             "flops_exact": all(r["flops_exact"] for r in rows)}
+             "flops_exact": all(r["flops_exact"] for r in rows),
+             "steps_exact": all(r["steps_exact"] for r in rows)}
     if cal is not None:
         total["predicted_seconds"] = sum(r["predicted_seconds"] for r in rows)
     return [*rows, total]
@@ -336,13 +297,15 @@ def plan_table(grids: Mapping[str, Sequence[RunConfig]], cal: Calibration | None
 
 def format_plan(rows: Sequence[Mapping[str, Any]], cal: Calibration | None = None,
                 workers: int = 1) -> str:
-    """The plan as a text table (``~`` marks FLOPs that are an expectation)."""
+    """The plan as a text table (``~`` marks steps and FLOPs that are an estimate: a bandit's
+    choices or a rival's memory decide them)."""
     head = f"{'notebook':<34}{'runs':>6}{'new':>6}{'steps':>12}{'train FLOPs':>14}"
     head += f"{'predicted':>12}" if cal is not None else ""
     lines = [head, "-" * len(head)]
     for r in rows:
         fl = f"{'' if r['flops_exact'] else '~'}{r['train_flops']:.3e}"
-        line = f"{r['notebook']:<34}{r['runs']:>6}{r['new_runs']:>6}{r['steps']:>12,}{fl:>14}"
+        st = f"{'' if r.get('steps_exact', True) else '~'}{r['steps']:,}"
+        line = f"{r['notebook']:<34}{r['runs']:>6}{r['new_runs']:>6}{st:>12}{fl:>14}"
         if cal is not None:
             line += f"{_hms(r['predicted_seconds']):>12}"
         lines.append(line)

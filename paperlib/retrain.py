@@ -15,14 +15,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from paperlib.accounting import RoundCost
+from paperlib.finite import LossWatch, NonFiniteLossError
 from paperlib.models import frozen_bn_stats, group_batch_norms, masked_logits
 from paperlib.plugins import Plugin, RoundContext, StepContext
 from paperlib.samples import SampleSource
 from paperlib.weights import WeightScope
-
-
-class NonFiniteLossError(FloatingPointError):
-    """Raised when a training loss becomes NaN or infinite; names the round and step."""
 
 
 @dataclass(frozen=True)
@@ -185,6 +182,9 @@ class Retrainer:
     ``before_round`` work) are below the budget, so a round overshoots by less than one step
     and a method that pays for extra passes simply gets fewer steps."""
 
+    #: steps between two reads of the device-side finiteness flag (:class:`LossWatch`)
+    finite_check_every: int = 50
+
     def __init__(self, settings: TrainSettings) -> None:
         self.settings = settings
 
@@ -218,6 +218,7 @@ class Retrainer:
         # FLOP budget the share of the budget spent (so a method with cheaper steps, e.g. frozen
         # groups, reaches the end of its schedule exactly when its budget runs out).
         start_flops = meter.flops
+        watch = LossWatch(self.finite_check_every)
         try:
             step = 0
             while (step < n_steps) if limit is None else (meter.flops < limit):
@@ -252,11 +253,7 @@ class Retrainer:
                     pen = p.penalty(sc)
                     if pen is not None:
                         total = total + pen
-                value = float(total.detach())
-                if not math.isfinite(value):
-                    raise NonFiniteLossError(
-                        f"non-finite training loss ({value}) in round {ctx.round_index}, "
-                        f"step {step}: lower the learning rate or the regularisation strength")
+                watch.observe(total, step)  # read every few steps, not per step (issue 11)
                 optimizer.zero_grad(set_to_none=True)
                 total.backward()
                 if s.grad_clip is not None:
@@ -269,12 +266,21 @@ class Retrainer:
                     h.after_step(sc)
                 meter.add_step(len(y), names)
                 if source.wants_reward:  # the source meters any pass its reward makes
+                    # one host sync per step, kept: the host-side policy needs the reward now
                     source.update(arm, float(loss.detach()))
+                if watch.due(step):
+                    watch.check(ctx.round_index)
                 step += 1
+            watch.check(ctx.round_index)
             source.end_round(ctx)
             scope.after_round(ctx)
             for p in plugins:
                 p.after_round(ctx)
+        except NonFiniteLossError:
+            raise
+        except Exception:  # a NaN loss can break a later computation before the check
+            watch.check(ctx.round_index)
+            raise
         finally:
             set_trainable(groups, list(groups))
             for _, bn in bns:

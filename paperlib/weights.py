@@ -129,10 +129,16 @@ class WeightBandit(WeightScope):
             return
         drawn = [g for g in self.active if g in self.arms]
         arms = [self.arms.index(g) for g in drawn]
+        # the period's path-integral contributions, read with one host sync (issue 11)
+        dev = next(iter(self.contrib.values())).device
+        for v in self.contrib.values():
+            dev = v.device if v.device.type != "cpu" else dev
+        read = dict(zip(self.contrib, torch.stack([v.to(dev) for v in self.contrib.values()])
+                        .tolist(), strict=True))
         if self.reward == "per_param":
-            rewards = [self.scaler(float(self.contrib[g]) / self.n_params[g]) for g in drawn]
+            rewards = [self.scaler(read[g] / self.n_params[g]) for g in drawn]
         else:  # share of the loss decrease among every trained group (the head included)
-            c = {g: max(float(v), 0.0) for g, v in self.contrib.items()}
+            c = {g: max(v, 0.0) for g, v in read.items()}
             total = sum(c.values())
             rewards = [c[g] / total if total > 0 else 0.0 for g in drawn]
         if self.k_arms == 1:

@@ -78,6 +78,36 @@ def test_non_finite_loss_names_round_and_step():
         _round(mlp((1, 8, 8), 10, widths=(8,)), AllWeights(), [NaNAt(3)], round_index=2)
 
 
+@pytest.mark.parametrize("bad, steps", [(0, 5), (49, 120), (50, 120), (77, 120), (119, 120)])
+def test_non_finite_loss_checked_on_the_device_names_the_first_bad_step(bad, steps):
+    """The finiteness flag is read every 50 steps and at the round's end (no host sync per
+    step), and still names the first bad step, whichever check period it falls in."""
+    with pytest.raises(NonFiniteLossError, match=rf"round 1, step {bad}:"):
+        _round(mlp((1, 8, 8), 10, widths=(8,)), AllWeights(), [NaNAt(bad)], steps=steps)
+
+
+class FailsAfterNaN(NaNAt):
+    """A later computation that breaks 3 steps after the NaN (``nan=False``: no NaN), before
+    the flag is read."""
+
+    def __init__(self, step, nan=True):
+        super().__init__(step)
+        self.nan = nan
+
+    def penalty(self, step):
+        if step.step == self.step + 3:
+            raise RuntimeError("probability tensor contains either inf, nan or element < 0")
+        return super().penalty(step) if self.nan else None
+
+
+def test_an_error_caused_by_a_nan_is_reported_as_the_nan():
+    with pytest.raises(NonFiniteLossError, match=r"round 1, step 4:"):
+        _round(mlp((1, 8, 8), 10, widths=(8,)), AllWeights(), [FailsAfterNaN(4)], steps=30)
+    with pytest.raises(RuntimeError, match="probability"):  # no NaN: the error itself
+        _round(mlp((1, 8, 8), 10, widths=(8,)), AllWeights(), [FailsAfterNaN(4, False)],
+               steps=30)
+
+
 def test_nan_run_leaves_finished_results_untouched(tmp_path, monkeypatch):
     done = run({**SMOKE, "method": "finetune"}, results=tmp_path)
     before = {p.name: p.read_bytes() for p in done.path.iterdir()}

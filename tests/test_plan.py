@@ -9,7 +9,8 @@ import torch
 
 from paperlib.calibrate import calibrate, predict_seconds
 from paperlib.config import RunConfig
-from paperlib.methods import METHODS, build_method
+from paperlib.experiments import ALL_METHODS
+from paperlib.methods import build_method
 from paperlib.plan import (
     PlanError,
     format_plan,
@@ -18,35 +19,77 @@ from paperlib.plan import (
     plan_run,
     plan_table,
 )
+from paperlib.rivals import GSS, MIR
 from paperlib.runner import run
 from paperlib.weights import AllWeights
 
 
+def _check_against_run(params: dict) -> None:
+    """The plan's steps and FLOPs against a smoke run of ``params``: exact where nothing but the
+    configuration decides them, else within the plan's range."""
+    cfg = RunConfig.from_params({"dataset": "digits", "profile": "smoke", "device": "cpu",
+                                 **params})
+    plan = plan_run(cfg)
+    rounds = run(cfg, store=False).rounds
+    steps, measured = rounds["grad_steps"].tolist(), rounds["train_flops"].tolist()
+    if plan.exact:
+        assert plan.steps == steps, params
+        assert plan.flops == pytest.approx(measured, rel=1e-9), params
+    for (lo, hi), s in zip(plan.steps_range, steps, strict=True):
+        assert lo <= s <= hi, params
+    for (lo, hi), m in zip(plan.flops_range, measured, strict=True):
+        assert lo * (1 - 1e-9) <= m <= hi * (1 + 1e-9), params
+
+
+@pytest.mark.parametrize("budget", [None, 1.5])
 @pytest.mark.parametrize("scenario", ["data_incremental", "class_incremental"])
-def test_counts_match_a_smoke_run(scenario: str) -> None:
+def test_counts_match_a_smoke_run(scenario: str, budget: float | None) -> None:
     """Steps per round equal the runner's ``grad_steps``; FLOPs equal its ``train_flops``
-    (reward passes and importance estimates included), or lie in the range the weight
-    bandit's choices allow."""
-    for method in METHODS:
-        cfg = RunConfig.from_params({"dataset": "digits", "scenario": scenario, "method": method,
-                                     "profile": "smoke", "device": "cpu"})
-        plan = plan_run(cfg)
-        rounds = run(cfg, store=False).rounds
-        assert plan.steps == rounds["grad_steps"].tolist(), method
-        measured = rounds["train_flops"].tolist()
-        if plan.exact:
-            assert plan.flops == pytest.approx(measured, rel=1e-9), method
-        else:
-            for (lo, hi), m in zip(plan.flops_range, measured, strict=True):
-                assert lo * (1 - 1e-9) <= m <= hi * (1 + 1e-9), method
-        assert plan.exact == isinstance(build_method(method, {}, 1.0, 0).scope, AllWeights)
+    (reward passes, importance estimates, the neuron cache and the rivals' extra passes
+    included), for every method, with the method's own step count and under a FLOP budget."""
+    for method in ALL_METHODS:
+        _check_against_run({"scenario": scenario, "method": method, "budget": budget})
+        built = build_method(method, {}, 1.0, 0)
+        if isinstance(built.scope, AllWeights) and not isinstance(built.source, GSS | MIR):
+            cfg = RunConfig.from_params({"dataset": "digits", "method": method,
+                                         "profile": "smoke", "budget": budget})
+            assert plan_run(cfg).exact, method
+
+
+@pytest.mark.parametrize("budget", [None, 1.5])
+@pytest.mark.parametrize("params", [
+    {"method": "gss", "memory_size": 64},   # a full memory: per-sample scores when c < 1
+    {"method": "mir", "memory_size": 64},   # the candidate pool runs short as memory turns over
+    {"method": "bandit_weights_only", "k_groups": 1, "train_head_always": False},
+    {"method": "bandit_weights_only", "k_groups": 2, "train_head_always": True},
+    {"method": "bandit_samples_only", "sample_reward": "holdout"},
+    {"method": "bandit_samples_only", "sample_reward": "batch_progress"},
+    {"method": "importance_reg_only", "neuron_cache": False},
+])
+def test_data_dependent_counts_lie_in_the_plans_range(params: dict, budget: float | None) -> None:
+    _check_against_run({**params, "budget": budget})
+
+
+def test_estimates_are_marked() -> None:
+    """A full GSS memory makes the plan an estimate (``~``); finetune's plan is exact."""
+    grids = {"g": [RunConfig.from_params({"dataset": "digits", "method": "gss",
+                                          "profile": "smoke", "memory_size": 64, "budget": 1.5})]}
+    rows = plan_table(grids)
+    assert not rows[0]["flops_exact"] and not rows[0]["steps_exact"]
+    text = format_plan(rows)
+    assert "~" in text.splitlines()[2]
+    fine = plan_run(RunConfig.from_params({"dataset": "digits", "method": "finetune",
+                                           "profile": "smoke", "budget": 1.5}))
+    assert fine.exact and all(a == b for a, b in fine.steps_range)
 
 
 def test_paper_grid_counts_without_data() -> None:
     """The paper grids: every notebook target, 3 seeds, the shared runs of 05-07 counted once."""
     grids = notebook_grids("paper")
-    assert len(grids) == 10 and {len(g) for g in grids.values()} >= {27, 24, 3, 84}
+    assert len(grids) == 10 and all(len(g) % 3 == 0 for g in grids.values())
     configs = [c for g in grids.values() for c in g]
+    budgeted = [c for c in grids["07_cost_vs_accuracy"] if c.budget is not None]
+    assert budgeted and {c.method for c in grids["07_cost_vs_accuracy"]} == set(ALL_METHODS)
     assert all(c.profile == "paper" and c.seed in (0, 1, 2) for c in configs)
     with pytest.raises(Exception, match="did you mean"):
         notebook_grids("paper", notebooks=["01_data_incremantal"])

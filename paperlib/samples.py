@@ -298,7 +298,7 @@ class SampleBandit(SampleSource):
         if self.grouping == "class":
             return [(f"class {int(c)}", (seen.y == c).nonzero().flatten()) for c in seen.y.unique()]
         pool = torch.randperm(len(seen), generator=ctx.generator)[: self.pool_size].to(seen.device)
-        from paperlib.retrain import batched_losses
+        from paperlib.losses import batched_losses
 
         losses = batched_losses(ctx.served_model, seen.x[pool], seen.y[pool], ctx.heads)
         ctx.meter.add_forward(len(pool))
@@ -355,7 +355,7 @@ class SampleBandit(SampleSource):
         return x[idx], y[idx], arm
 
     def _holdout_loss(self) -> float:
-        from paperlib.retrain import batched_losses
+        from paperlib.losses import batched_losses
 
         self.ctx.meter.add_forward(len(self.holdout[1]))
         return float(batched_losses(self.ctx.model, *self.holdout, self.ctx.heads,

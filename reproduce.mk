@@ -9,7 +9,9 @@
 # Each notebook (and each dataset variant of 02 and 04) is its own target, so `make -j`
 # runs them in parallel. Finished runs are cache hits in results/, so an interrupted
 # reproduction resumes where it stopped; executed notebooks land in
-# notebooks/executed/$(PROFILE)/ (git-ignored) only when every cell succeeded.
+# notebooks/executed/$(PROFILE)/ only when every cell succeeded, written clean (no timings,
+# kernel ids or absolute paths; see paperlib/nbclean.py). Those of PROFILE=quick (and the
+# paper-profile real streams) are committed, so they open rendered on the repository page.
 # 05 and 06 reuse the class-incremental MNIST runs of 02, and 07 those of 01, 02 and 05,
 # so they run after them. The last step rebuilds figures/tables/ and the README snippet.
 

@@ -13,6 +13,7 @@ context. Grids themselves (:func:`run_grid`, :class:`GridResult`, the method lis
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -76,10 +77,11 @@ class NotebookSetup:
         return f"{ds} {SCENARIO_LABELS.get(scenario, scenario)}" if scenario else ds
 
     def describe(self) -> str:
-        """What will run: the base parameters, methods and seeds."""
+        """What will run: the base parameters, methods and seeds (the figures folder relative
+        to the working directory, so an executed notebook shows no path of the machine)."""
         return (f"{self.notebook}: {len(self.methods)} methods x {len(self.seeds)} seeds\n"
                 f"  base    {self.base}\n  methods {', '.join(self.methods)}\n"
-                f"  seeds   {self.seeds}\n  figures {self.figures_dir}")
+                f"  seeds   {self.seeds}\n  figures {os.path.relpath(self.figures_dir)}")
 
     def name(self, *parts: str) -> str:
         """Stable figure/table name ``<notebook>_<part>_...``."""
@@ -97,22 +99,24 @@ class NotebookSetup:
                         self.methods if methods is None else methods, self.seeds, **kw)
 
     def save_figure(self, fig: Any, name: str, *, caption: str,
-                    grid: GridResult | None = None) -> list[Path]:
-        """:func:`paperlib.plots.save_figure` with this notebook's context."""
+                    grid: GridResult | None = None) -> None:
+        """:func:`paperlib.plots.save_figure` with this notebook's context. Returns nothing, so
+        a notebook cell ending with it shows the figure only (not the written paths)."""
         from paperlib.plots import save_figure
 
-        return save_figure(fig, name, caption=caption, figures_dir=self.figures_dir,
-                           notebook=self.notebook, params=self.params, grid=grid,
-                           wall_seconds=self.elapsed())
+        save_figure(fig, name, caption=caption, figures_dir=self.figures_dir,
+                    notebook=self.notebook, params=self.params, grid=grid,
+                    wall_seconds=self.elapsed())
 
     def save_table(self, table: pd.DataFrame, name: str, *, caption: str,
-                   grid: GridResult | None = None) -> list[Path]:
-        """:func:`paperlib.report.write_table` with this notebook's context."""
+                   grid: GridResult | None = None) -> None:
+        """:func:`paperlib.report.write_table` with this notebook's context (returns nothing,
+        as :meth:`save_figure`)."""
         from paperlib.report import write_table
 
-        return write_table(table, name, caption=caption, figures_dir=self.figures_dir,
-                           notebook=self.notebook, params=self.params, grid=grid,
-                           wall_seconds=self.elapsed())
+        write_table(table, name, caption=caption, figures_dir=self.figures_dir,
+                    notebook=self.notebook, params=self.params, grid=grid,
+                    wall_seconds=self.elapsed())
 
 
 def setup_notebook(notebook: str, *, base: Mapping[str, Any], default_methods: Sequence[str],

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from paperlib.config import ConfigError, RunConfig, did_you_mean
 from paperlib.methods import METHODS
+from paperlib.progress import progress_bar
 from paperlib.runner import RunResult, run
 
 #: Methods compared in every scenario notebook (the paper's method, its baselines and the
@@ -211,7 +211,7 @@ def run_grid(base: Mapping[str, Any] | Sequence[Mapping[str, Any]], methods: Seq
     t0 = time.perf_counter()
     configs = grid_configs(base, list(methods), list(seeds))
     runs = []
-    bar = tqdm(configs, desc="runs", disable=not progress, leave=True)
+    bar = progress_bar(configs, desc="runs", disable=not progress, leave=True)
     for cfg in bar:
         bar.set_postfix_str(f"{cfg.method} {cfg.dataset}/{cfg.scenario} seed {cfg.seed}")
         runs.append(run(cfg, **kw))

@@ -28,7 +28,7 @@ LAYERS: tuple[str, ...] = ("base", "data", "engine", "method", "serving", "repro
 #: Layer of every module (by its own name). Sub-packages are named after their layer.
 MODULE_LAYER: dict[str, str] = {
     # base: shared by every layer
-    "spec": "base", "version": "base",
+    "spec": "base", "version": "base", "progress": "base",
     # data and streams
     "datasets": "data", "dataset_registry": "data", "streams": "data",
     # engine: retrainer, sample sources, weight scopes, plugins, accounting, models, and the
@@ -44,7 +44,7 @@ MODULE_LAYER: dict[str, str] = {
     "config": "serving", "runner": "serving", "store": "serving",
     # reproduction: grids, figures, tables, notebooks, benchmarks, the command line
     "grids": "repro", "labels": "repro", "manifest": "repro", "experiments": "repro",
-    "plots": "repro", "report": "repro", "notebooks": "repro", "bench": "repro", "cli": "repro",
+    "plots": "repro", "report": "repro", "notebooks": "repro", "nbclean": "repro", "bench": "repro", "cli": "repro",
 }
 
 MAX_LINES = 520  # "no module over about 500 lines"

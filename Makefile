@@ -43,10 +43,11 @@ bench: $(STAMP)
 	PAPERLIB_DATA_MIRROR="$(REPRO_MIRROR)" $(PY) -m paperlib.bench --seeds 0,1 --readme README.md
 
 # The kernel named python3 inside .venv is the project's (installed by the venv step above);
-# LAB_ARGS passes options through, e.g. make lab LAB_ARGS="--no-browser --port 8899".
+# LAB_ARGS passes options through, e.g. make lab LAB_ARGS="--no-browser --port 8899"
+# (add --allow-root when running as root, e.g. in a container).
 LAB_ARGS ?=
 lab: $(STAMP)
-	PAPERLIB_DATA_MIRROR="$(REPRO_MIRROR)" $(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
+	PAPERLIB_DATA_MIRROR="$(REPRO_MIRROR)" $(PY) -m jupyterlab --notebook-dir=notebooks $(LAB_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -145,3 +145,20 @@ def test_output_problems_flags(output: nbformat.NotebookNode, kind: str) -> None
 ])
 def test_output_problems_passes_clean_outputs(output: nbformat.NotebookNode) -> None:
     assert output_problems(new_notebook(cells=[new_code_cell("x", outputs=[output])])) == []
+
+
+def test_wrapper_reports_what_a_reader_should_not_see(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    import paperlib.notebooks as wrapper
+
+    def fake_execute(notebook: Path, output: Path, parameters: dict, **kw: object) -> Path:
+        out = new_output("stream", name="stderr", text="TqdmWarning: IProgress not found\n")
+        nbformat.write(new_notebook(cells=[new_code_cell("x", outputs=[out])]), output)
+        return output
+
+    monkeypatch.setattr(wrapper, "execute", fake_execute)
+    source = REPO / "notebooks" / "06_bandit_dynamics.ipynb"
+    assert wrapper.main([str(source), str(tmp_path / "o.ipynb")]) == 0
+    err = capsys.readouterr().err
+    assert "o.ipynb: cell 0: stderr stream: TqdmWarning" in err and "cell 0: warning" in err

@@ -4,29 +4,29 @@ Every notebook calls :func:`paperlib.experiments.setup_notebook` with its name; 
 the default method list come from :data:`NOTEBOOK_GRIDS` here. ``paperlib sweep`` calls
 :func:`profile_grid` with the same parameters, so it computes exactly the runs the notebooks will
 then load from the cache. Method lists are functions of the profile and dataset that read the
-constants of :mod:`paperlib.experiments` (``MAIN_METHODS``, ``RIVAL_METHODS``...) when a grid is
-built, so a method added there reaches both.
+constants of :mod:`paperlib.gridrun` (``MAIN_METHODS``, ``RIVAL_METHODS``..., re-exported by
+:mod:`paperlib.experiments`) when a grid is built, so a method added there reaches both.
 
 >>> cfgs = notebook_grid("02_class_incremental", {"profile": "smoke", "dataset": "digits"})
->>> len(cfgs) == len(experiments.MAIN_METHODS) * len(experiments.PROFILE_SEEDS["smoke"])
+>>> len(cfgs) == len(gridrun.MAIN_METHODS) * len(gridrun.PROFILE_SEEDS["smoke"])
 True
 >>> {(c.dataset, c.scenario) for c in cfgs}
 {('digits', 'class_incremental')}
 >>> notebook_grid("02_class_incremental", {"profile": "smoke", "datset": "digits"})
 Traceback (most recent call last):
 ...
-paperlib.config.ConfigError: unknown notebook parameter 'datset' (did you mean 'dataset'?)...
+paperlib.spec.ConfigError: unknown notebook parameter 'datset' (did you mean 'dataset'?)...
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from paperlib import experiments
-from paperlib.config import ConfigError, RunConfig, as_jsonable, did_you_mean
+from paperlib import gridrun, notebook_setup
+from paperlib.config import ConfigError, RunConfig, did_you_mean
+from paperlib.sweep import config_id
 
 #: Parameters every notebook declares (its papermill ``parameters`` cell).
 COMMON_PARAMS = ("profile", "device", "seeds", "methods", "overrides", "figures_dir")
@@ -39,7 +39,7 @@ class NotebookGrid:
     Attributes:
         base: run parameters shared by every run of the notebook.
         methods: ``(profile, dataset) -> method names``, the default method list (read from
-            :mod:`paperlib.experiments` when called).
+            :mod:`paperlib.gridrun` when called).
         settings: one grid per entry, each merged into ``base`` (07 runs two scenarios).
         variants: notebook parameters that are run parameters too (``dataset``), with the
             values ``make reproduce`` / ``paperlib sweep`` run, the first being the default.
@@ -63,23 +63,23 @@ _MNIST = {"dataset": "mnist"}
 
 
 def _constant(name: str) -> Callable[[str, str], Sequence[str]]:
-    return lambda profile, dataset: getattr(experiments, name)
+    return lambda profile, dataset: getattr(gridrun, name)
 
 
 NOTEBOOK_GRIDS: dict[str, NotebookGrid] = {
     "01_data_incremental": NotebookGrid(
         {**_MNIST, "scenario": "data_incremental"},
-        lambda profile, dataset: experiments.scenario_methods(profile, dataset, gss=True)),
+        lambda profile, dataset: gridrun.scenario_methods(profile, dataset, gss=True)),
     "02_class_incremental": NotebookGrid(
         {"scenario": "class_incremental"},
-        lambda profile, dataset: experiments.scenario_methods(profile, dataset),
+        lambda profile, dataset: gridrun.scenario_methods(profile, dataset),
         variants={"dataset": ("mnist", "fashion_mnist", "cifar10")}),
     "03_domain_drift": NotebookGrid(
         {**_MNIST, "scenario": "rotated"},
-        lambda profile, dataset: experiments.scenario_methods(profile, dataset,
+        lambda profile, dataset: gridrun.scenario_methods(profile, dataset,
                                                               quick_rivals=False)),
     "04_real_streams": NotebookGrid(
-        {"scenario": "stream"}, lambda profile, dataset: experiments.scenario_methods(profile, dataset),
+        {"scenario": "stream"}, lambda profile, dataset: gridrun.scenario_methods(profile, dataset),
         variants={"dataset": ("elec2", "weather")}),
     "05_ablations": NotebookGrid({**_MNIST, "scenario": "class_incremental"},
                                  _constant("ABLATION_METHODS")),
@@ -88,7 +88,7 @@ NOTEBOOK_GRIDS: dict[str, NotebookGrid] = {
     "07_cost_vs_accuracy": NotebookGrid(
         _MNIST, _constant("ALL_METHODS"),
         settings=({"scenario": "data_incremental"}, {"scenario": "class_incremental"}),
-        extra=lambda nb, **kw: experiments.budget_configs(nb, **kw),
+        extra=lambda nb, **kw: notebook_setup.budget_configs(nb, **kw),
         extra_params=("budgets", "budget_scenarios", "budget_methods")),
 }
 
@@ -128,7 +128,7 @@ def notebook_grid(name: str, params: Mapping[str, Any] | None = None) -> list[Ru
     params.pop("figures_dir", None)
     base = notebook_base(name, **variant_values)
     methods = s.default_methods(str(params.get("profile", "paper")), str(base.get("dataset")))
-    nb = experiments.resolve_notebook(name, base=base, default_methods=methods,
+    nb = notebook_setup.resolve_notebook(name, base=base, default_methods=methods,
                                       settings=s.settings, **params)
     configs = nb.configs()
     if s.extra is not None:
@@ -150,17 +150,12 @@ def profile_grid(profile: str, params: Mapping[str, Any] | None = None,
     for name in notebooks or list(NOTEBOOK_GRIDS):
         s = spec(name)
         common = {k: v for k, v in params.items() if k not in s.variants}
-        choices = [[(k, v) for v in experiments.parse_list(params[k]) or s.variants[k]]
+        choices = [[(k, v) for v in gridrun.parse_list(params[k]) or s.variants[k]]
                    if k in params else [(k, v) for v in s.variants[k]] for k in s.variants]
         for combo in _product(choices):
             for cfg in notebook_grid(name, {**common, **dict(combo), "profile": profile}):
                 out.setdefault(config_id(cfg), cfg)
     return list(out.values())
-
-
-def config_id(cfg: RunConfig) -> str:
-    """A device-independent identity of a configuration (for de-duplication)."""
-    return json.dumps(as_jsonable(cfg), sort_keys=True)
 
 
 def _product(choices: Iterable[list[tuple[str, Any]]]) -> list[tuple[tuple[str, Any], ...]]:

@@ -127,7 +127,8 @@ def bench_freezing(device: torch.device, arch: str, steps: int, repeats: int) ->
                               for k in range(1, len(groups))}
     for k in (1, 2):
         scopes[f"weight bandit k={k} of {len(groups)}"] = (
-            lambda r, k=k: WeightBandit(k_groups=k, reselect_every=20, seed=r))
+            lambda r, k=k: WeightBandit(k_groups=k, reselect_every=20, seed=r,
+                                         train_head_always=False))
     engine_round(model, x, y, 5, settings)
     rows = []
     for label, make_scope in scopes.items():

@@ -1,6 +1,7 @@
 """The counting half of :mod:`paperlib.plan`: a run's steps and training FLOPs from the stream
 sizes, each method's step rule and the :class:`~paperlib.accounting.ComputeMeter` FLOP model,
-without training anything (see :mod:`paperlib.plan`, which re-exports everything here).
+without training anything. Below :mod:`paperlib.calibrate` (which times the counted steps) and
+:mod:`paperlib.plan` (which re-exports everything here).
 
 >>> cfg = RunConfig.from_params({"dataset": "digits", "method": "finetune", "profile": "smoke"})
 >>> p = plan_run(cfg)   # smoke: 4 shards, 2 train the first model; 2 epochs, then 1 per round

@@ -187,9 +187,10 @@ class Retrainer:
         active: tuple[str, ...] | None = None
         ctx.batch_pool = source.pool
         bns = group_batch_norms(model) if s.freeze_bn_stats else []
-        # Expected steps of the round, the horizon of the learning-rate schedule (under a FLOP
-        # budget: budget FLOPs / FLOPs of one full-model step).
-        expected_steps = n_steps
+        # The learning-rate schedule's progress: steps taken / the round's steps, or under a
+        # FLOP budget the share of the budget spent (so a method with cheaper steps, e.g. frozen
+        # groups, reaches the end of its schedule exactly when its budget runs out).
+        start_flops = meter.flops
         try:
             step = 0
             while (step < n_steps) if limit is None else (meter.flops < limit):
@@ -201,8 +202,12 @@ class Retrainer:
                 for g, bn in bns:  # every step: a plugin may have switched the model's mode
                     bn.train(g in names)
                 if s.lr_schedule != "constant":
-                    factor = lr_factor((step + 0.5) / max(expected_steps, 1), s.lr_schedule,
-                                       s.warmup_fraction)
+                    if limit is None:
+                        progress = (step + 0.5) / max(n_steps, 1)
+                    else:
+                        half = 0.5 * meter.step_flops(s.batch_size, names)  # mid-step
+                        progress = (meter.flops - start_flops + half) / max(limit - start_flops, 1.0)
+                    factor = lr_factor(progress, s.lr_schedule, s.warmup_fraction)
                     for pg in optimizer.param_groups:
                         pg["lr"] = s.lr * factor
                 x, y, arm = source.next_batch()

@@ -48,7 +48,7 @@ MODULE_LAYER: dict[str, str] = {
     "labels": "repro", "manifest": "repro", "plots": "repro", "budget_plots": "repro",
     "report": "repro", "claims": "repro", "reprocheck": "repro",
     "notebooks": "repro", "nbclean": "repro", "sweep": "repro", "sweep_cli": "repro",
-    "pool": "repro", "plan": "repro", "plan_count": "repro", "gpu_check": "repro", "bundle": "repro",
+    "pool": "repro", "plan": "repro", "plan_count": "repro", "calibrate": "repro", "gpu_check": "repro", "bundle": "repro",
     "reference": "repro", "bench": "repro", "bench_targets": "repro", "bench_rivals": "repro",
     "bench_table": "repro",
     "cli": "repro",

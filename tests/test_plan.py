@@ -7,17 +7,16 @@ import time
 import pytest
 import torch
 
+from paperlib.calibrate import calibrate, predict_seconds
 from paperlib.config import RunConfig
 from paperlib.methods import METHODS, build_method
 from paperlib.plan import (
     PlanError,
-    calibrate,
     format_plan,
     notebook_grids,
     plan_grid,
     plan_run,
     plan_table,
-    predict_seconds,
 )
 from paperlib.runner import run
 from paperlib.weights import AllWeights
@@ -88,3 +87,14 @@ def test_time_prediction_within_30_percent() -> None:
         assert "predicted on cpu" in format_plan(rows, cal)
     finally:
         torch.set_num_threads(threads)
+
+
+def test_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    from paperlib.cli import main
+
+    assert main(["plan", "-p", "profile", "smoke", "--notebooks", "06_bandit_dynamics",
+                 "--no-calibrate"]) == 0
+    out = capsys.readouterr().out
+    assert "06_bandit_dynamics" in out and "total" in out
+    assert main(["plan", "-p", "profle", "smoke"]) == 2
+    assert "did you mean 'profile'" in capsys.readouterr().err

@@ -20,7 +20,8 @@ paperlib.spec.ConfigError: unknown notebook parameter 'datset' (did you mean 'da
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import itertools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,7 +130,7 @@ def notebook_grid(name: str, params: Mapping[str, Any] | None = None) -> list[Ru
     base = notebook_base(name, **variant_values)
     methods = s.default_methods(str(params.get("profile", "paper")), str(base.get("dataset")))
     nb = notebook_setup.resolve_notebook(name, base=base, default_methods=methods,
-                                      settings=s.settings, **params)
+                                         settings=s.settings, **params)
     configs = nb.configs()
     if s.extra is not None:
         configs += s.extra(nb, **extra_values)
@@ -142,23 +143,28 @@ def profile_grid(profile: str, params: Mapping[str, Any] | None = None,
     02), without duplicates (07 reuses runs of 01, 02 and 05), in a stable order.
 
     ``params`` are further notebook parameters applied to every notebook (``device``,
-    ``seeds``, ``overrides``; a variant such as ``dataset`` restricts the notebooks that have it
-    to that value). ``notebooks`` restricts the sweep to some notebooks.
+    ``seeds``, ``overrides``). A variant parameter such as ``dataset`` (one value or a list)
+    selects those variants: of all notebooks that list the value (``elec2`` -> 04 only), or
+    of the ``notebooks`` named explicitly (any value). ``notebooks`` restricts the sweep.
     """
     params = dict(params or {})
+    variant_names = {k for g in NOTEBOOK_GRIDS.values() for k in g.variants}
+    common = {k: v for k, v in params.items() if k not in variant_names}
     out: dict[str, RunConfig] = {}
     for name in notebooks or list(NOTEBOOK_GRIDS):
         s = spec(name)
-        common = {k: v for k, v in params.items() if k not in s.variants}
-        choices = [[(k, v) for v in gridrun.parse_list(params[k]) or s.variants[k]]
-                   if k in params else [(k, v) for v in s.variants[k]] for k in s.variants]
-        for combo in _product(choices):
+        choices = []
+        for k, values in s.variants.items():
+            chosen = gridrun.parse_list(params.get(k)) or list(values)
+            if not notebooks:
+                chosen = [v for v in chosen if v in values]
+            choices.append([(k, v) for v in chosen])
+        if any(k in params for k in variant_names) and (
+                not any(k in params for k in s.variants) or not all(choices)):
+            continue  # a variant was chosen, and this notebook has none of it
+        for combo in itertools.product(*choices):
             for cfg in notebook_grid(name, {**common, **dict(combo), "profile": profile}):
                 out.setdefault(config_id(cfg), cfg)
     return list(out.values())
 
 
-def _product(choices: Iterable[list[tuple[str, Any]]]) -> list[tuple[tuple[str, Any], ...]]:
-    import itertools
-
-    return list(itertools.product(*choices))

@@ -34,7 +34,7 @@ import sys
 import time
 import traceback
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,6 +83,15 @@ class SweepResult:
     wall_seconds: float = 0.0
     #: sum of the computed runs' own durations (as measured by the workers)
     run_seconds: float = 0.0
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        """Count a finished task's record (:func:`run_task`); a cache hit (stored meanwhile,
+        or a worker's device differs from this machine's) counts as cached."""
+        if record["cached"]:
+            self.cached += 1
+        else:
+            self.computed += 1
+            self.run_seconds += record["seconds"]
 
     @property
     def ok(self) -> bool:
@@ -207,6 +216,12 @@ def sweep(configs: Sequence[RunConfig], *, scheduler: str | None = None,
                 with _client(executor, workers, connect_timeout) as client:
                     check_store(client, root)
                     _run_dask(client, todo, root, force, retries, bar, res)
+        except KeyboardInterrupt:
+            bar.close()
+            print(f"\nsweep interrupted: {res.computed} runs computed and stored, "
+                  f"{len(todo) - res.computed - len(res.failed)} not; rerun the same command to "
+                  f"compute only what is missing", file=sys.stderr)
+            raise
         finally:
             bar.close()
             clean_stale_temps(root)
@@ -220,8 +235,7 @@ def _run_serial(todo: list[RunConfig], root: Path, force: bool, bar: Any,
         bar.set_postfix_str(f"{cfg.method} {cfg.dataset}/{cfg.scenario} s{cfg.seed}, "
                             f"failed {len(res.failed)}")
         try:
-            res.run_seconds += run_task(cfg, str(root), force)["seconds"]
-            res.computed += 1
+            res.add(run_task(cfg, str(root), force))
         except Exception as exc:  # noqa: BLE001 - listed at the end, the others go on
             res.failed.append(_failure(cfg, exc, exc.__traceback__))
         bar.update()
@@ -242,8 +256,7 @@ def _run_dask(client: Any, todo: list[RunConfig], root: Path, force: bool, retri
                 done = set()
             for fut in done:
                 if fut.status == "finished":
-                    res.computed += 1
-                    res.run_seconds += fut.result()["seconds"]
+                    res.add(fut.result())
                 else:
                     exc = fut.exception() if fut.status == "error" else RuntimeError(fut.status)
                     tb = fut.traceback() if fut.status == "error" else None
@@ -253,9 +266,6 @@ def _run_dask(client: Any, todo: list[RunConfig], root: Path, force: bool, retri
             bar.set_postfix_str(f"running {_running(client, pending)}, failed {len(res.failed)}")
     except KeyboardInterrupt:
         client.cancel(list(pending), force=True)
-        print(f"\nsweep interrupted: {res.computed} runs computed and stored, {len(pending)} "
-              f"cancelled; rerun the same command to compute only what is missing",
-              file=sys.stderr)
         raise
 
 

@@ -117,7 +117,7 @@ def _tensors(s: streams.Stream) -> list[torch.Tensor]:
 
 
 @pytest.mark.parametrize("scenario", ["data_incremental", "class_incremental", "rotated",
-                                      "permuted", "split_task"])
+                                      "permuted", "split_task", "split_class"])
 def test_determinism_by_seed(scenario: str) -> None:
     a = streams.build_stream("digits", scenario, seed=7)
     b = streams.build_stream("digits", scenario, seed=7)
@@ -137,7 +137,7 @@ def test_build_stream_errors() -> None:
     with pytest.raises(ValueError, match="makes no sense"):
         streams.build_stream("elec2", "rotated", seed=0)
     assert set(streams.SCENARIOS) == {"data_incremental", "class_incremental", "rotated",
-                                      "permuted", "stream", "split_task"}
+                                      "permuted", "stream", "split_task", "split_class"}
 
 
 # ------------------------------------------------------------------ domains

@@ -264,6 +264,9 @@ def test_profile_grid_reads_the_method_lists_and_has_no_duplicates(monkeypatch) 
     for name in ("01_data_incremental", "05_ablations"):
         assert set(map(grids.config_id, grids.notebook_grid(name, {"profile": "quick"}))) <= set(ids)
     assert {c.seed for c in quick} == set(experiments.PROFILE_SEEDS["quick"])
+    weather = grids.profile_grid("quick", {"dataset": "weather", "seeds": "0"})
+    assert {(c.dataset, c.scenario, c.seed) for c in weather} == {("weather", "stream", 0)}
+    assert len(weather) == len(experiments.MAIN_METHODS)
     monkeypatch.setattr(experiments, "ABLATION_METHODS", ("finetune", "si"))  # e.g. a new one
     assert [c.method for c in grids.notebook_grid("05_ablations", {"profile": "quick"})] \
         == ["finetune", "finetune", "si", "si"]

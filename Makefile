@@ -2,6 +2,7 @@
 #   make test                 set up .venv, run lint + the whole test suite (CPU, < 15 min on 2 cores)
 #   make reproduce            run every notebook with PROFILE=paper (default) or PROFILE=quick
 #   make bench                side-by-side speed benchmarks
+#   make lab                  JupyterLab on notebooks/ with the project's kernel (.venv)
 #   make check-reproduction   rerun PROFILE=quick into a temp dir, compare with the committed tables
 #   make reproduce-plan / gpu-bundle / gpu-check   one GPU: see gpu.mk
 # GPU users: `make reproduce TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128` installs the
@@ -19,7 +20,7 @@ PAPERLIB_DATA_MIRROR ?=
 REPRO_MIRROR := $(or $(PAPERLIB_DATA_MIRROR),$(wildcard $(abspath ../shared/data)))
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint reproduce bench clean-venv figures
+.PHONY: venv test lint reproduce bench clean-venv figures lab
 
 venv: $(STAMP)
 
@@ -43,6 +44,13 @@ include gpu.mk
 
 bench: $(STAMP)
 	PAPERLIB_DATA_MIRROR="$(REPRO_MIRROR)" $(PY) -m paperlib.bench --seeds 0,1,2 --readme README.md
+
+# The kernel named python3 inside .venv is the project's (installed by the venv step above);
+# LAB_ARGS passes options through, e.g. make lab LAB_ARGS="--no-browser --port 8899"
+# (add --allow-root when running as root, e.g. in a container).
+LAB_ARGS ?=
+lab: $(STAMP)
+	PAPERLIB_DATA_MIRROR="$(REPRO_MIRROR)" $(PY) -m jupyterlab --notebook-dir=notebooks $(LAB_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -14,7 +14,9 @@
 # variant of 02 and 04) is its own target, so `make -j` runs them in parallel. Finished runs
 # are cache hits in results/, so an interrupted reproduction resumes where it stopped (the
 # sweep computes only what is missing); executed notebooks land in
-# notebooks/executed/$(PROFILE)/ (git-ignored) only when every cell succeeded.
+# notebooks/executed/$(PROFILE)/ only when every cell succeeded, written clean (no timings,
+# kernel ids or absolute paths; see paperlib/nbclean.py). Those of PROFILE=quick (and the
+# paper-profile real streams) are committed, so they open rendered on the repository page.
 # 05 and 06 reuse the class-incremental MNIST runs of 02, and 07 those of 01, 02 and 05,
 # so they run after them. The last step rebuilds figures/tables/ and the README snippet.
 

@@ -1,28 +1,47 @@
 """paperlib: a reproducible companion to *Neural Network Retraining for Model Serving*
 (Klabjan & Zhu, arXiv:2004.14203).
 
-Modules, one idea each:
+The package is layered; imports only point down (``tests/test_layers.py`` checks it):
 
-- :mod:`paperlib.datasets`      checksummed, mirror-aware dataset loaders
-- :mod:`paperlib.streams`       serving scenarios (data-/class-/domain-incremental, real streams)
-- :mod:`paperlib.models`        networks with named parameter groups
-- :mod:`paperlib.bandits`       multi-armed bandit policies (``pull`` / ``update``)
-- :mod:`paperlib.samples`       sample sources (new only, all seen, replay, the sample bandit)
-- :mod:`paperlib.weights`       weight scopes (all, fixed subset, the weight bandit)
-- :mod:`paperlib.regularizers`  importance regularisers (the paper's, EWC, online EWC, SI, MAS)
-- :mod:`paperlib.plugins`       the hook contract every composable piece implements
-- :mod:`paperlib.retrain`       one retraining round: sample source x weight scope x regularisers
-- :mod:`paperlib.runner`        the serving simulation (rounds, served predictions, metrics, cost)
-- :mod:`paperlib.metrics`       metric formulas and the typed per-round record
-- :mod:`paperlib.accounting`    compute accounting (FLOPs, seconds, memory)
-- :mod:`paperlib.methods`       named methods and their hyper-parameters
-- :mod:`paperlib.config`        the validated run configuration and profiles
-- :mod:`paperlib.store`         the results store (hash-keyed, atomic)
-- :mod:`paperlib.cli`           ``paperlib run -p NAME VALUE ...``
-- :mod:`paperlib.plots`         seaborn figure helpers
-- :mod:`paperlib.provenance`    what a results key hashes besides parameters; pinned threads
-- :mod:`paperlib.claims`        README claims checked against the results tables
-- :mod:`paperlib.reprocheck`    a fresh reproduction compared with the committed tables
+1. data and streams: checksummed dataset loaders, serving scenarios (:func:`load_dataset`,
+   :func:`build_stream`);
+2. engine: models, compute accounting, the plugin hooks, sample sources, weight scopes, bandit
+   policies and one retraining round (:class:`Retrainer`, :class:`Plugin`);
+3. method: importance regularisers and the named methods (:data:`METHODS`);
+4. serving: the validated configuration, the serving simulation and the results store
+   (:class:`RunConfig`, :func:`run`);
+5. reproduction: grids (run on Dask by :mod:`paperlib.sweep`), figures, tables with their
+   provenance and checked README claims, notebooks, benchmarks, the GPU plan, the command line.
+
+The public API below is importable from ``paperlib`` directly:
+
+>>> import paperlib
+>>> result = paperlib.run({"dataset": "digits", "method": "bandit", "profile": "smoke"},
+...                       store=False)
+>>> result.config.method, "final_avg_accuracy" in result.summary, "ewc" in paperlib.METHODS
+('bandit', True, True)
 """
 
-__version__ = "0.1.0"
+from paperlib.accounting import ComputeMeter, RoundCost
+from paperlib.bandits import POLICIES, Policy, make_policy
+from paperlib.config import FIELDS, RunConfig
+from paperlib.datasets import DataError, Dataset, load_dataset
+from paperlib.methods import METHODS, build_method
+from paperlib.models import build_model
+from paperlib.plugins import Plugin, RoundContext, StepContext
+from paperlib.regularizers import REGULARIZERS, Regularizer, make_regularizer
+from paperlib.retrain import Retrainer, TrainSettings
+from paperlib.runner import RunResult, run
+from paperlib.samples import SampleSource, SeenData
+from paperlib.spec import ConfigError
+from paperlib.streams import Chunk, Stream, build_stream
+from paperlib.version import __version__
+from paperlib.weights import WeightScope
+
+__all__ = [
+    "FIELDS", "METHODS", "POLICIES", "REGULARIZERS", "Chunk", "ComputeMeter", "ConfigError",
+    "DataError", "Dataset", "Plugin", "Policy", "Regularizer", "Retrainer", "RoundContext",
+    "RoundCost", "RunConfig", "RunResult", "SampleSource", "SeenData", "StepContext", "Stream",
+    "TrainSettings", "WeightScope", "__version__", "build_method", "build_model", "build_stream",
+    "load_dataset", "make_policy", "make_regularizer", "run",
+]

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from paperlib.accounting import ComputeMeter
+from paperlib.bench_table import _fmt, _markdown, _print_table  # noqa: F401
 from paperlib.models import build_model
 from paperlib.plugins import RoundContext
 from paperlib.retrain import Retrainer, TrainSettings
@@ -153,25 +154,6 @@ def _freeze_row(label: str, pairs: list[tuple[tuple[float, float], tuple[float, 
             "flop_ratio_range": f"{min(flop_r):.3f}-{max(flop_r):.3f}",
             "predicted_saving": predicted, "measured_saving": measured,
             "realised_share": statistics.median(shares) if shares else float("nan")}
-
-
-def _print_table(rows: list[dict[str, Any]], cols: list[str]) -> None:
-    widths = {c: max(len(c), *(len(_fmt(r[c])) for r in rows)) for c in cols}
-    print("  ".join(c.rjust(widths[c]) for c in cols))
-    for r in rows:
-        print("  ".join(_fmt(r[c]).rjust(widths[c]) for c in cols))
-
-
-def _markdown(rows: list[dict[str, Any]], cols: list[str]) -> str:
-    lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
-    lines += ["| " + " | ".join(_fmt(r[c]) for c in cols) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.3e}" if abs(v) >= 1e5 else f"{v:.4f}"
-    return str(v)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:  # pragma: no cover - CLI
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--repeats", type=int, default=5)
     a = p.parse_args(argv)
-    from paperlib.bench import _print_table
+    from paperlib.bench_table import _print_table
     from paperlib.models import resolve_device
 
     rows = bench_rivals(resolve_device(a.device), a.steps, a.repeats)

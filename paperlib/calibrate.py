@@ -22,7 +22,7 @@ import torch
 from paperlib.accounting import ComputeMeter
 from paperlib.methods import build_method
 from paperlib.models import build_model, resolve_device
-from paperlib.plan import RunPlan, _plugin_passes
+from paperlib.plan_count import RunPlan, _plugin_passes
 from paperlib.samples import NewOnly
 from paperlib.weights import AllWeights
 

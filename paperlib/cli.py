@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("params", help="list the parameter vocabulary")
     sub.add_parser("methods", help="list methods and their hyper-parameters")
     sub.add_parser("plan", help="every notebook's grid: runs, steps, FLOPs and predicted time")
-    from paperlib.sweep import add_cli, cli
+    from paperlib.sweep_cli import add_cli, cli
 
     add_cli(sub)
     args = parser.parse_args(argv)

@@ -13,13 +13,12 @@ range-checked.
 >>> RunConfig.from_params({"datset": "digits"})
 Traceback (most recent call last):
 ...
-paperlib.config.ConfigError: unknown parameter 'datset' (did you mean 'dataset'?). Valid parameters: ...
+paperlib.spec.ConfigError: unknown parameter 'datset' (did you mean 'dataset'?). Valid parameters: ...
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
 import math
@@ -27,29 +26,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from paperlib.spec import ConfigError, Spec, did_you_mean
+from paperlib.version import __version__
+
 DATASETS = ("mnist", "fashion_mnist", "cifar10", "elec2", "weather", "digits")
 SCENARIOS = ("data_incremental", "class_incremental", "rotated", "permuted", "stream", "split_task",
              "split_class")
 PROFILES = ("smoke", "quick", "paper")
 IMAGE_DATASETS = ("mnist", "fashion_mnist", "cifar10", "digits")
 TABULAR_DATASETS = ("elec2", "weather")
-
-
-class ConfigError(ValueError):
-    """A parameter is unknown, mistyped or out of range."""
-
-
-@dataclass(frozen=True)
-class Spec:
-    """How a parameter is typed and checked: ``kind`` in int/float/bool/str/ints;
-    ``choices`` or ``lo``/``hi`` bounds; ``optional`` allows None."""
-
-    kind: str
-    choices: tuple[Any, ...] | None = None
-    lo: float | None = None
-    hi: float | None = None
-    optional: bool = False
-    help: str = ""
 
 
 FIELDS: dict[str, Spec] = {
@@ -137,11 +122,6 @@ def resolve_model(cfg: RunConfig) -> str:
     if cfg.dataset in TABULAR_DATASETS:
         return "tabular_mlp"
     return "lenet" if cfg.profile == "paper" else "mlp"
-
-
-def did_you_mean(name: str, valid: list[str]) -> str:
-    close = difflib.get_close_matches(name, valid, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _coerce(name: str, value: Any, spec: Spec) -> Any:
@@ -279,7 +259,6 @@ class RunConfig:
         run actually uses, the library version and :func:`paperlib.provenance.key_context`
         (code hash, data checksums, torch version, CPU threads). Any parameter change, code
         edit, other data variant, torch or thread count changes the key."""
-        from paperlib import __version__
         from paperlib.provenance import key_context
 
         payload = {**self.params(), "device": resolved_device, "paperlib": __version__,

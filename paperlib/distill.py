@@ -14,9 +14,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from paperlib.losses import apply_heads
 from paperlib.models import frozen_bn_stats
 from paperlib.plugins import Plugin, RoundContext, StepContext
-from paperlib.retrain import apply_heads
 from paperlib.samples import Replay
 from paperlib.streams import Chunk
 

@@ -4,30 +4,30 @@ Every notebook calls :func:`paperlib.experiments.setup_notebook` with its name; 
 the default method list come from :data:`NOTEBOOK_GRIDS` here. ``paperlib sweep`` calls
 :func:`profile_grid` with the same parameters, so it computes exactly the runs the notebooks will
 then load from the cache. Method lists are functions of the profile and dataset that read the
-constants of :mod:`paperlib.experiments` (``MAIN_METHODS``, ``RIVAL_METHODS``...) when a grid is
-built, so a method added there reaches both.
+constants of :mod:`paperlib.gridrun` (``MAIN_METHODS``, ``RIVAL_METHODS``..., re-exported by
+:mod:`paperlib.experiments`) when a grid is built, so a method added there reaches both.
 
 >>> cfgs = notebook_grid("02_class_incremental", {"profile": "smoke", "dataset": "digits"})
->>> len(cfgs) == len(experiments.MAIN_METHODS) * len(experiments.PROFILE_SEEDS["smoke"])
+>>> len(cfgs) == len(gridrun.MAIN_METHODS) * len(gridrun.PROFILE_SEEDS["smoke"])
 True
 >>> {(c.dataset, c.scenario) for c in cfgs}
 {('digits', 'class_incremental')}
 >>> notebook_grid("02_class_incremental", {"profile": "smoke", "datset": "digits"})
 Traceback (most recent call last):
 ...
-paperlib.config.ConfigError: unknown notebook parameter 'datset' (did you mean 'dataset'?)...
+paperlib.spec.ConfigError: unknown notebook parameter 'datset' (did you mean 'dataset'?)...
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from paperlib import experiments
-from paperlib.config import ConfigError, RunConfig, as_jsonable, did_you_mean
+from paperlib import gridrun, notebook_setup
+from paperlib.config import ConfigError, RunConfig, did_you_mean
+from paperlib.sweep import config_id
 
 #: Parameters every notebook declares (its papermill ``parameters`` cell).
 COMMON_PARAMS = ("profile", "device", "seeds", "methods", "overrides", "figures_dir")
@@ -40,7 +40,7 @@ class NotebookGrid:
     Attributes:
         base: run parameters shared by every run of the notebook.
         methods: ``(profile, dataset) -> method names``, the default method list (read from
-            :mod:`paperlib.experiments` when called).
+            :mod:`paperlib.gridrun` when called).
         settings: one grid per entry, each merged into ``base`` (07 runs two scenarios).
         variants: notebook parameters that are run parameters too (``dataset``), with the
             values ``make reproduce`` / ``paperlib sweep`` run, the first being the default.
@@ -64,32 +64,32 @@ _MNIST = {"dataset": "mnist"}
 
 
 def _constant(name: str) -> Callable[[str, str], Sequence[str]]:
-    return lambda profile, dataset: getattr(experiments, name)
+    return lambda profile, dataset: getattr(gridrun, name)
 
 
 NOTEBOOK_GRIDS: dict[str, NotebookGrid] = {
     "01_data_incremental": NotebookGrid(
         {**_MNIST, "scenario": "data_incremental"},
-        lambda profile, dataset: experiments.scenario_methods(profile, dataset)),
+        lambda profile, dataset: gridrun.scenario_methods(profile, dataset)),
     "02_class_incremental": NotebookGrid(
         {"scenario": "class_incremental"},
-        lambda profile, dataset: experiments.scenario_methods(profile, dataset),
+        lambda profile, dataset: gridrun.scenario_methods(profile, dataset),
         variants={"dataset": ("mnist", "fashion_mnist", "cifar10")}),
     "03_domain_drift": NotebookGrid(
         {**_MNIST, "scenario": "rotated"},
-        lambda profile, dataset: experiments.scenario_methods(profile, dataset,
+        lambda profile, dataset: gridrun.scenario_methods(profile, dataset,
                                                               quick_rivals=False)),
     "04_real_streams": NotebookGrid(
-        {"scenario": "stream"}, lambda profile, dataset: experiments.scenario_methods(profile, dataset),
+        {"scenario": "stream"}, lambda profile, dataset: gridrun.scenario_methods(profile, dataset),
         variants={"dataset": ("elec2", "weather")}),
     "05_ablations": NotebookGrid({**_MNIST, "scenario": "class_incremental"},
                                  _constant("ABLATION_METHODS")),
     "06_bandit_dynamics": NotebookGrid({**_MNIST, "scenario": "class_incremental"},
                                        _constant("BANDIT_DYNAMICS_METHODS")),
     "07_cost_vs_accuracy": NotebookGrid(
-        _MNIST, lambda profile, dataset: experiments.pareto_methods(profile),
+        _MNIST, lambda profile, dataset: gridrun.pareto_methods(profile),
         settings=({"scenario": "data_incremental"}, {"scenario": "class_incremental"}),
-        extra=lambda nb, **kw: experiments.budget_configs(nb, **kw),
+        extra=lambda nb, **kw: notebook_setup.budget_configs(nb, **kw),
         extra_params=("budgets", "budget_scenarios", "budget_methods")),
 }
 
@@ -129,8 +129,8 @@ def notebook_grid(name: str, params: Mapping[str, Any] | None = None) -> list[Ru
     params.pop("figures_dir", None)
     base = notebook_base(name, **variant_values)
     methods = s.default_methods(str(params.get("profile", "paper")), str(base.get("dataset")))
-    nb = experiments.resolve_notebook(name, base=base, default_methods=methods,
-                                      settings=s.settings, **params)
+    nb = notebook_setup.resolve_notebook(name, base=base, default_methods=methods,
+                                         settings=s.settings, **params)
     configs = nb.configs()
     if s.extra is not None:
         configs += s.extra(nb, **extra_values)
@@ -155,7 +155,7 @@ def profile_grid(profile: str, params: Mapping[str, Any] | None = None,
         s = spec(name)
         choices = []
         for k, values in s.variants.items():
-            chosen = experiments.parse_list(params.get(k)) or list(values)
+            chosen = gridrun.parse_list(params.get(k)) or list(values)
             if not notebooks:
                 chosen = [v for v in chosen if v in values]
             choices.append([(k, v) for v in chosen])
@@ -167,8 +167,4 @@ def profile_grid(profile: str, params: Mapping[str, Any] | None = None,
                 out.setdefault(config_id(cfg), cfg)
     return list(out.values())
 
-
-def config_id(cfg: RunConfig) -> str:
-    """A device-independent identity of a configuration (for de-duplication)."""
-    return json.dumps(as_jsonable(cfg), sort_keys=True)
 

@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from paperlib.config import Spec
 from paperlib.plugins import Plugin
 from paperlib.samples import AllSeen, NewOnly, RandomSamples, Replay, SampleBandit, SampleSource
+from paperlib.spec import Spec
 from paperlib.weights import AllWeights, RandomWeights, WeightBandit, WeightScope
 
 # Shared hyper-parameter declarations: name -> (Spec, default, where the default comes from).

@@ -8,7 +8,11 @@ listing the valid ones. Inside the notebook, keys of ``overrides`` are validated
 as a ``ConfigError`` (not a papermill traceback dump).
 
 The executed notebook is written under a temporary name next to ``output`` and moved into place
-only when every cell succeeded (a failed one is kept as ``<output stem>.failed.ipynb``).
+only when every cell succeeded (a failed one is kept as ``<output stem>.failed.ipynb``). It is
+written clean (:func:`paperlib.nbclean.clean_notebook`: no timings, kernel ids or temporary
+paths), progress bars are off inside the kernel (``PAPERLIB_PROGRESS=off``; papermill's own
+per-cell bar shows progress in the terminal), and what a reader should not see in an output
+(a stderr stream, a warning, an absolute path, a stray return value) is reported on stderr.
 
 Command line (used by ``reproduce.mk``)::
 
@@ -32,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from paperlib.config import ConfigError, did_you_mean
+from paperlib.nbclean import clean_notebook, output_problems
+from paperlib.progress import ENV as PROGRESS_ENV
 from paperlib.store import REPO_ROOT
 
 
@@ -104,6 +110,7 @@ def execute(notebook: str | Path, output: str | Path, parameters: Mapping[str, A
             key in ``overrides``).
         papermill.PapermillExecutionError: any other failing cell.
     """
+    import nbformat
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -114,7 +121,7 @@ def execute(notebook: str | Path, output: str | Path, parameters: Mapping[str, A
     tmp = output.with_name(f".{output.stem}.tmp-{os.getpid()}.ipynb")
     failed = output.with_name(f"{output.stem}.failed.ipynb")
     try:
-        with _kernel_env(env or {}):
+        with _kernel_env({PROGRESS_ENV: "off", **(env or {})}):
             papermill.execute_notebook(
                 str(notebook), str(tmp), parameters=parameters, kernel_name=kernel_name,
                 cwd=str(cwd if cwd is not None else notebook.parent), log_output=log_output,
@@ -129,6 +136,7 @@ def execute(notebook: str | Path, output: str | Path, parameters: Mapping[str, A
         if tmp.exists():
             os.replace(tmp, failed)
         raise
+    nbformat.write(clean_notebook(nbformat.read(tmp, as_version=4)), tmp)
     os.replace(tmp, output)
     failed.unlink(missing_ok=True)
     return output
@@ -156,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"{args.notebook} -> {args.output} ({time.perf_counter() - t0:.0f} s)")
+    import nbformat
+
+    for problem in output_problems(nbformat.read(args.output, as_version=4)):
+        print(f"warning: {args.output}: {problem}", file=sys.stderr)
     return 0
 
 

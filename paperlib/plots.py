@@ -8,7 +8,8 @@ looks the same in every figure. Bands and error bars are mean ± sd over seeds.
 
 :func:`save_figure` writes ``<figures_dir>/<name>.pdf`` and ``.png`` with stable names and no
 timestamps in the files, stamps a footnote with the profile, data source and seed count, and
-records the figure in the manifest (:func:`paperlib.report.record_manifest_entry`).
+records the figure in the manifest (:func:`paperlib.manifest.record_manifest_entry`).
+Labels and footnote text live in :mod:`paperlib.labels` (re-exported here).
 """
 
 from __future__ import annotations
@@ -24,17 +25,13 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
+from paperlib.labels import DATASET_LABELS, SCENARIO_LABELS, data_note, footnote_text  # noqa: F401
+from paperlib.manifest import record_manifest_entry
 from paperlib.methods import METHODS
 
 if TYPE_CHECKING:
-    from paperlib.experiments import GridResult
+    from paperlib.gridrun import GridResult
 
-DATASET_LABELS = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10",
-                  "elec2": "Elec2", "weather": "Weather", "digits": "digits"}
-SCENARIO_LABELS = {"data_incremental": "data-incremental", "class_incremental": "class-incremental",
-                   "rotated": "rotated domains", "permuted": "permuted domains",
-                   "stream": "stream", "split_task": "split tasks",
-                   "split_class": "split classes"}
 _MARKERS: list[Any] = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p", "d", "8", "H",
                        (7, 0, 0), (4, 1, 0), (6, 1, 0), (8, 1, 0), (9, 0, 0), (3, 1, 0)]
 _DASHES: list[Any] = ["", (4, 1.5), (1, 1), (3, 1, 1, 1), (6, 2), (2, 2), (5, 1, 1, 1, 1, 1),
@@ -450,42 +447,6 @@ def pareto(summaries: pd.DataFrame, cost: str = "train_flops",
 # --------------------------------------------------------------------------- saving
 
 
-def data_note(summaries: pd.DataFrame) -> str:
-    """'MNIST (offline mirror)', 'CIFAR-10 from a lossy JPEG copy', ... for the footnote."""
-    notes = []
-    cols = [c for c in ("dataset", "data_source", "lossy_data") if c in summaries]
-    for _, row in summaries[cols].drop_duplicates().iterrows():
-        name = DATASET_LABELS.get(row["dataset"], row["dataset"])
-        if bool(row.get("lossy_data", False)):
-            notes.append(f"{name} from a lossy JPEG copy" if row["dataset"] == "cifar10"
-                         else f"{name} from a lossy copy")
-        elif row.get("data_source") == "bundled":
-            notes.append(f"{name} (bundled with scikit-learn)")
-        elif row.get("data_source") == "mirror":
-            notes.append(f"{name} (offline mirror, checksummed)")
-        else:
-            notes.append(name)
-        source = str(row.get("data_source", ""))
-        if "subset" in source:  # e.g. the CIFAR-10 subset of the GPU bundle (paperlib.bundle)
-            notes[-1] += f" ({source[source.index('subset'):]})"
-    return ", ".join(dict.fromkeys(notes))
-
-
-def footnote_text(summaries: pd.DataFrame | None = None,
-                  params: Mapping[str, Any] | None = None) -> str:
-    """``profile quick · CIFAR-10 from a lossy JPEG copy · 3 seeds, mean ± sd``."""
-    parts = []
-    if summaries is not None and len(summaries):
-        profiles = ", ".join(dict.fromkeys(summaries["profile"].astype(str)))
-        parts.append(f"profile {profiles}")
-        parts.append(data_note(summaries))
-        n = summaries["seed"].nunique()
-        parts.append(f"{n} seed{'s' if n != 1 else ''}" + (", mean ± sd" if n > 1 else ""))
-    elif params:
-        parts.append(f"profile {params.get('profile', '?')}")
-    return " · ".join(p for p in parts if p)
-
-
 def _stamp(fig: Figure, text: str) -> None:
     """Put ``text`` under everything drawn so far (below legends and tick labels), left-aligned;
     a second call replaces the text."""
@@ -519,8 +480,6 @@ def save_figure(fig: Figure, name: str, *, caption: str, figures_dir: str | Path
     versions in the files, so a rerun with the same results produces the same bytes), after
     stamping a footnote (``footnote`` or one built from ``grid``: profile, data source, seeds),
     and record the figure in ``<figures_dir>/MANIFEST.json``."""
-    from paperlib.report import record_manifest_entry
-
     out = Path(figures_dir)
     out.mkdir(parents=True, exist_ok=True)
     text = footnote if footnote is not None else footnote_text(

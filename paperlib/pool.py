@@ -71,7 +71,7 @@ def run_pool(configs: Sequence[RunConfig], workers: int | None = None, *, thread
     ``results``, ``force``). ``weights`` (e.g. planned steps) size the progress bar.
     ``workers=1`` runs in this process, serially.
     """
-    from tqdm.auto import tqdm
+    from paperlib.progress import progress_bar
 
     configs = list(configs)
     workers = default_workers(configs[0].device if configs else "auto") if workers is None \
@@ -82,8 +82,8 @@ def run_pool(configs: Sequence[RunConfig], workers: int | None = None, *, thread
     for i, c in enumerate(configs):
         unique.setdefault(c.key("any"), i)
     w = list(weights) if weights is not None else [1.0] * len(configs)
-    bar = tqdm(total=sum(w[i] for i in unique.values()), disable=not progress, unit="step",
-               unit_scale=True, desc=f"{len(unique)} runs, {workers} workers")
+    bar = progress_bar(None, total=sum(w[i] for i in unique.values()), disable=not progress,
+                       unit="step", unit_scale=True, desc=f"{len(unique)} runs, {workers} workers")
     done: dict[int, Any] = {}
     try:
         if workers <= 1:

@@ -16,7 +16,8 @@ from torch import nn
 
 from paperlib.accounting import RoundCost
 from paperlib.finite import LossWatch, NonFiniteLossError
-from paperlib.models import frozen_bn_stats, group_batch_norms, masked_logits
+from paperlib.losses import apply_heads
+from paperlib.models import group_batch_norms, masked_logits
 from paperlib.plugins import Plugin, RoundContext, StepContext
 from paperlib.samples import SampleSource
 from paperlib.weights import WeightScope
@@ -107,32 +108,6 @@ def heads_table(heads: Sequence[Sequence[int]] | None, n_classes: int) -> torch.
         idx = torch.tensor(list(head))
         table[idx.unsqueeze(1), idx.unsqueeze(0)] = True
     return table
-
-
-def apply_heads(logits: torch.Tensor, y: torch.Tensor, heads: torch.Tensor | None) -> torch.Tensor:
-    """Mask each row's logits to its label's head (multi-head); unchanged when ``heads`` is None."""
-    return logits if heads is None else masked_logits(logits, heads[y])
-
-
-@torch.no_grad()
-def batched_losses(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                   heads: torch.Tensor | None = None, keep_mode: bool = False,
-                   batch_size: int = 2048) -> torch.Tensor:
-    """Per-sample cross-entropy ``(N,)`` without gradients. Eval mode unless ``keep_mode``
-    (then the model's current mode with running statistics left untouched)."""
-    was_training = model.training
-    if not keep_mode:
-        model.eval()
-    out = []
-    try:
-        with frozen_bn_stats(model):
-            for i in range(0, len(y), batch_size):
-                xb, yb = x[i:i + batch_size], y[i:i + batch_size]
-                logits = apply_heads(model(xb), yb, heads)
-                out.append(F.cross_entropy(logits, yb, reduction="none"))
-    finally:
-        model.train(was_training)
-    return torch.cat(out) if out else torch.zeros(0)
 
 
 @torch.no_grad()

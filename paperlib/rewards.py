@@ -31,12 +31,14 @@ A reward returns ``None`` when it has no signal yet (an arm's first visit in a r
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 
-if TYPE_CHECKING:  # pragma: no cover
-    from paperlib.plugins import RoundContext
+#: A :class:`paperlib.plugins.RoundContext`. Not imported: :mod:`paperlib.plugins` refers to
+#: :mod:`paperlib.samples`, which uses this module, so the import would close a circle
+#: (``tests/test_layers.py``); :mod:`paperlib.samples` leaves ``ctx`` untyped for the same reason.
+RoundContext = Any
 
 REWARDS = ("visit_progress", "batch_progress", "holdout")
 
@@ -82,7 +84,7 @@ class VisitProgress(ArmReward):
 def _mean_loss(ctx: RoundContext, x: torch.Tensor, y: torch.Tensor) -> float:
     """Mean cross-entropy of ``ctx.model`` on ``(x, y)`` in its current mode (batch-norm
     running statistics untouched), charged to ``ctx.meter`` as one forward pass."""
-    from paperlib.retrain import batched_losses
+    from paperlib.losses import batched_losses
 
     ctx.meter.add_forward(len(y))
     return float(batched_losses(ctx.model, x, y, ctx.heads, keep_mode=True).mean())

@@ -22,9 +22,9 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from paperlib.accounting import ComputeMeter
+from paperlib.losses import apply_heads
 from paperlib.models import frozen_bn_stats
 from paperlib.plugins import Plugin, StepContext
-from paperlib.retrain import apply_heads
 from paperlib.samples import Replay
 
 

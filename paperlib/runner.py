@@ -33,7 +33,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from paperlib import metrics
 from paperlib.accounting import ComputeMeter
@@ -42,6 +41,7 @@ from paperlib.determinism import configure as configure_numerics
 from paperlib.methods import build_method
 from paperlib.models import build_model, resolve_device
 from paperlib.plugins import RoundContext
+from paperlib.progress import progress_bar
 from paperlib.provenance import code_hash, key_context, pin_threads
 from paperlib.retrain import Retrainer, TrainSettings, heads_table, predict
 from paperlib.samples import NewOnly, SeenData
@@ -159,7 +159,7 @@ def simulate(cfg: RunConfig, stream: Stream, progress: bool = False) -> tuple[pd
     previous: Chunk | None = None
     chunks = [stream.initial, *stream.rounds]
 
-    for r, chunk in enumerate(tqdm(chunks, desc=f"{cfg.method} {stream.name}", disable=not progress)):
+    for r, chunk in enumerate(progress_bar(chunks, desc=f"{cfg.method} {stream.name}", disable=not progress)):
         gen = torch.Generator().manual_seed(cfg.seed * 100003 + r)
         served_acc = nfr = float("nan")
         if r >= 1:

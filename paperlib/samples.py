@@ -373,7 +373,7 @@ class SampleBandit(SampleSource):
         if self.grouping == "class":
             return [(f"class {int(c)}", (mem.y == c).nonzero().flatten()) for c in mem.y.unique()]
         pool = torch.randperm(len(mem), generator=ctx.generator)[: self.pool_size].to(mem.device)
-        from paperlib.retrain import batched_losses
+        from paperlib.losses import batched_losses
 
         losses = batched_losses(ctx.served_model, mem.x[pool], mem.y[pool], ctx.heads)
         ctx.meter.add_forward(len(pool))

@@ -83,7 +83,7 @@ def environment_record(device: str, seed: int) -> dict[str, Any]:
     import sklearn
     import torch
 
-    from paperlib import __version__
+    from paperlib.version import __version__
 
     rec: dict[str, Any] = {
         "paperlib": __version__, "git_revision": git_revision(), "python": sys.version.split()[0],

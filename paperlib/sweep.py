@@ -22,12 +22,13 @@ reruns it on another worker, up to ``ALLOWED_FAILURES`` times). Each worker pins
 >>> resolve_executor("locl")
 Traceback (most recent call last):
 ...
-paperlib.config.ConfigError: unknown executor 'locl' (did you mean 'local'?)...
+paperlib.spec.ConfigError: unknown executor 'locl' (did you mean 'local'?)...
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sys
 import time
@@ -39,9 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
-from paperlib.config import ConfigError, RunConfig, did_you_mean
+from paperlib.config import ConfigError, RunConfig, as_jsonable, did_you_mean
+from paperlib.progress import progress_bar
 from paperlib.store import clean_stale_temps, find_run, results_root
 
 SCHEDULER_ENV = "PAPERLIB_SCHEDULER"
@@ -123,12 +123,15 @@ def resolve_executor(scheduler: str | None) -> str:
                       f"'local', 'serial' or a scheduler address such as tcp://host:8786")
 
 
+def config_id(cfg: RunConfig) -> str:
+    """A device-independent identity of a configuration (for de-duplication)."""
+    return json.dumps(as_jsonable(cfg), sort_keys=True)
+
+
 def task_key(cfg: RunConfig) -> str:
     """Dask key of a run: the same configuration is one task, even across clients; one common
     prefix puts all runs in one task group, which the scheduler queues instead of assigning
     them all to workers at once."""
-    from paperlib.grids import config_id
-
     return f"paperlib-run-{hashlib.sha256(config_id(cfg).encode()).hexdigest()[:20]}"
 
 
@@ -191,8 +194,6 @@ def sweep(configs: Sequence[RunConfig], *, scheduler: str | None = None,
     pending runs are cancelled, the cluster is closed and ``KeyboardInterrupt`` propagates;
     every finished run is stored, so a rerun computes only what is missing.
     """
-    from paperlib.grids import config_id
-
     t0 = time.perf_counter()
     executor = resolve_executor(scheduler)
     root = Path(results if results is not None else results_root()).absolute()
@@ -206,8 +207,8 @@ def sweep(configs: Sequence[RunConfig], *, scheduler: str | None = None,
         todo.sort(key=_priority, reverse=True)
         root.mkdir(parents=True, exist_ok=True)
         clean_stale_temps(root)
-        bar = tqdm(total=len(todo), desc="sweep", unit="run", disable=not progress,
-                   dynamic_ncols=True)
+        bar = progress_bar(None, total=len(todo), desc="sweep", unit="run",
+                           disable=not progress, dynamic_ncols=True)
         try:
             if executor == "serial":
                 _run_serial(todo, root, force, bar, res)
@@ -228,7 +229,7 @@ def sweep(configs: Sequence[RunConfig], *, scheduler: str | None = None,
     return res
 
 
-def _run_serial(todo: list[RunConfig], root: Path, force: bool, bar: tqdm,
+def _run_serial(todo: list[RunConfig], root: Path, force: bool, bar: Any,
                 res: SweepResult) -> None:
     for cfg in todo:
         bar.set_postfix_str(f"{cfg.method} {cfg.dataset}/{cfg.scenario} s{cfg.seed}, "
@@ -241,7 +242,7 @@ def _run_serial(todo: list[RunConfig], root: Path, force: bool, bar: tqdm,
 
 
 def _run_dask(client: Any, todo: list[RunConfig], root: Path, force: bool, retries: int,
-              bar: tqdm, res: SweepResult) -> None:
+              bar: Any, res: SweepResult) -> None:
     from distributed import wait
 
     futures = {client.submit(run_task, cfg, str(root), force, key=task_key(cfg), pure=False,
@@ -363,61 +364,3 @@ def check_store(client: Any, root: Path) -> None:
             f"workers:\n{detail}\nPut the store on a file system every worker mounts at the "
             f"same path (PAPERLIB_RESULTS=/shared/path or --results) and install the same "
             f"paperlib on every worker")
-
-
-# --------------------------------------------------------------------------- command line
-
-
-def add_cli(sub: Any) -> None:
-    """The ``paperlib sweep`` sub-command (see :func:`cli`)."""
-    p = sub.add_parser("sweep", help="compute every run the notebooks of a profile need, in "
-                       "parallel (then the notebooks render from the cache)")
-    p.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                   help="notebook parameter: profile (default paper), device, seeds, methods, "
-                   "overrides, dataset (restricts 02/04 to that dataset)")
-    p.add_argument("--notebook", action="append", metavar="NAME",
-                   help="only this notebook's runs (repeatable), e.g. 04_real_streams")
-    p.add_argument("--scheduler", help=f"local (default; ${SCHEDULER_ENV} overrides it), serial, "
-                   "or the address of a running Dask scheduler, e.g. tcp://host:8786")
-    p.add_argument("--workers", type=int, help="worker processes of the local cluster "
-                   "(default: one per core)")
-    p.add_argument("--results", type=Path, help="results root (default: $PAPERLIB_RESULTS or "
-                   "results/); a path every worker shares with a remote scheduler")
-    p.add_argument("--retries", type=int, default=1, help="reruns of a run that raised")
-    p.add_argument("--timeout", type=float, default=10.0,
-                   help="seconds to wait for a remote scheduler and its first worker")
-    p.add_argument("--force", action="store_true", help="recompute the stored runs too")
-    p.add_argument("--dry-run", action="store_true", help="list the runs, computing nothing")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def cli(args: Any) -> int:
-    """``paperlib sweep``: 0 when every run is stored, 1 when some failed (listed with their
-    configurations and tracebacks), 2 on bad input or an unusable cluster, 130 on Ctrl-C."""
-    from paperlib.grids import profile_grid
-    from paperlib.notebooks import parse_value
-
-    params: dict[str, Any] = {}
-    for name, value in args.param:
-        params[name] = parse_value(value)
-    profile = str(params.pop("profile", "paper"))
-    try:
-        configs = profile_grid(profile, params, args.notebook)
-        if args.dry_run:
-            root = Path(args.results) if args.results else results_root()
-            missing = {id(c) for c in missing_runs(configs, root)}
-            for c in configs:
-                state = "missing" if id(c) in missing else "stored "
-                print(f"{state} {c.method} {c.dataset}/{c.scenario} seed {c.seed}")
-            print(f"{len(configs)} runs, {len(missing)} missing in {root}")
-            return 0
-        result = sweep(configs, scheduler=args.scheduler, workers=args.workers,
-                       results=args.results, force=args.force, retries=args.retries,
-                       progress=not args.quiet, connect_timeout=args.timeout)
-    except (ConfigError, SweepError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    print(result.report())
-    return 0 if result.ok else 1

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 
 from paperlib import experiments, plots, report
 from paperlib.config import ConfigError
+from paperlib.nbclean import output_problems, volatile_metadata
 from paperlib.notebooks import execute, notebook_parameters
 from paperlib.notebooks import main as notebooks_main
 
@@ -122,6 +123,8 @@ def _check_outputs(figures: Path, names: list[str], notebook: str, out: Path) ->
     assert any(figures.glob("tables/*.md")) and any(figures.glob("tables/*.csv"))
     executed = nbformat.read(out, as_version=4)
     assert any(c.get("outputs") for c in executed.cells if c.cell_type == "code")
+    # what a reader sees is clean: no stderr, warning, absolute path, stray value, timings
+    assert output_problems(executed) == [] and volatile_metadata(executed) == []
 
 
 @pytest.mark.parametrize("stem", list(CASES))

@@ -55,7 +55,7 @@ def test_changed_method_code_is_a_cache_miss(tmp_path: Path) -> None:
     assert same["cached"] and same["path"] == first["path"] and same["code"] == first["code"]
     # Change one method's code in a third copy: the next run recomputes under a new key.
     edited = _copy_package(tmp_path / "c")
-    methods = edited / "paperlib" / "methods.py"
+    methods = next((edited / "paperlib").rglob("methods.py"))  # flat or foldered layout
     text = methods.read_text()
     definition = 'Method("finetune", "retrain on the new chunk only (all weights)"'
     assert definition in text

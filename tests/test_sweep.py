@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from paperlib import experiments, grids
+from paperlib import experiments, gridrun, grids
 from paperlib.cli import main as cli_main
 from paperlib.experiments import grid_configs
 from paperlib.runner import run
@@ -267,7 +267,7 @@ def test_profile_grid_reads_the_method_lists_and_has_no_duplicates(monkeypatch) 
     weather = grids.profile_grid("quick", {"dataset": "weather", "seeds": "0"})
     assert {(c.dataset, c.scenario, c.seed) for c in weather} == {("weather", "stream", 0)}
     assert len(weather) == len(experiments.MAIN_METHODS)
-    monkeypatch.setattr(experiments, "ABLATION_METHODS", ("finetune", "si"))  # e.g. a new one
+    monkeypatch.setattr(gridrun, "ABLATION_METHODS", ("finetune", "si"))  # e.g. a new one
     n_seeds = len(experiments.PROFILE_SEEDS["quick"])
     assert [c.method for c in grids.notebook_grid("05_ablations", {"profile": "quick"})] \
         == ["finetune"] * n_seeds + ["si"] * n_seeds

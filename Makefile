@@ -43,7 +43,7 @@ include reproduce.mk
 include gpu.mk
 
 bench: $(STAMP)
-	PAPERLIB_DATA_MIRROR="$(REPRO_MIRROR)" $(PY) -m paperlib.bench --seeds 0,1,2 --readme README.md
+	PAPERLIB_DATA_MIRROR="$(REPRO_MIRROR)" $(PY) -m paperlib.repro.bench --seeds 0,1,2 --readme README.md
 
 # The kernel named python3 inside .venv is the project's (installed by the venv step above);
 # LAB_ARGS passes options through, e.g. make lab LAB_ARGS="--no-browser --port 8899"

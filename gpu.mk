@@ -13,10 +13,10 @@ PLAN_ARGS ?=
 .PHONY: reproduce-plan gpu-bundle gpu-check
 
 reproduce-plan: $(STAMP)
-	PAPERLIB_DATA_MIRROR="$(REPRO_MIRROR)" $(PY) -m paperlib.cli plan -p profile $(PROFILE) $(PLAN_ARGS)
+	PAPERLIB_DATA_MIRROR="$(REPRO_MIRROR)" $(PY) -m paperlib.repro.cli plan -p profile $(PROFILE) $(PLAN_ARGS)
 
 gpu-bundle: $(STAMP)
-	PAPERLIB_DATA_MIRROR="$(REPRO_MIRROR)" $(PY) -m paperlib.bundle --out gpu_bundle
+	PAPERLIB_DATA_MIRROR="$(REPRO_MIRROR)" $(PY) -m paperlib.repro.bundle --out gpu_bundle
 
 # No $(STAMP): the GPU node runs its own python3 (PYTHON=...), not a venv.
 gpu-check:

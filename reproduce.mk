@@ -1,4 +1,4 @@
-# Reproduction: every notebook through the strict papermill wrapper (paperlib.notebooks).
+# Reproduction: every notebook through the strict papermill wrapper (paperlib.repro.notebooks).
 # Included by the Makefile, which defines PY, STAMP, PROFILE, DEVICE, SEEDS and REPRO_MIRROR.
 #
 #   make reproduce                    PROFILE=paper (full settings; a GPU helps)
@@ -15,13 +15,13 @@
 # are cache hits in results/, so an interrupted reproduction resumes where it stopped (the
 # sweep computes only what is missing); executed notebooks land in
 # notebooks/executed/$(PROFILE)/ only when every cell succeeded, written clean (no timings,
-# kernel ids or absolute paths; see paperlib/nbclean.py). Those of PROFILE=quick (and the
+# kernel ids or absolute paths; see paperlib/repro/nbclean.py). Those of PROFILE=quick (and the
 # paper-profile real streams) are committed, so they open rendered on the repository page.
 # 05 and 06 reuse the class-incremental MNIST runs of 02, and 07 those of 01, 02 and 05,
 # so they run after them. The last step rebuilds figures/tables/ and the README snippet.
 
 EXEC_DIR := notebooks/executed/$(PROFILE)
-# Threads per run: every run pins PyTorch's intra-op thread count (paperlib.provenance), 1
+# Threads per run: every run pins PyTorch's intra-op thread count (paperlib.serving.provenance), 1
 # unless REPRO_THREADS says otherwise, serially and under `make -jN` alike: CPU kernels reduce
 # in a thread-count-dependent order, so this is what makes serial and parallel reproductions
 # give identical numbers. The count is part of each run's results key and recorded env.
@@ -29,10 +29,10 @@ REPRO_THREADS ?= 1
 NB_ENV = PAPERLIB_DATA_MIRROR="$(REPRO_MIRROR)" PAPERLIB_THREADS=$(REPRO_THREADS) OMP_NUM_THREADS=$(REPRO_THREADS) MKL_NUM_THREADS=$(REPRO_THREADS)
 NB_PARAMS = -p profile $(PROFILE) -p device $(DEVICE) $(if $(SEEDS),-p seeds $(SEEDS)) \
 	$(if $(FIGURES_DIR),-p figures_dir $(FIGURES_DIR))
-NB_RUN = $(NB_ENV) $(PY) -m paperlib.notebooks --cwd notebooks
-NB_DEPS := $(STAMP) $(wildcard paperlib/*.py)
+NB_RUN = $(NB_ENV) $(PY) -m paperlib.repro.notebooks --cwd notebooks
+NB_DEPS := $(STAMP) $(wildcard paperlib/*.py paperlib/*/*.py)
 SCHEDULER ?=
-SWEEP = $(NB_ENV) $(PY) -m paperlib.cli sweep -p device $(DEVICE) $(if $(SEEDS),-p seeds $(SEEDS)) \
+SWEEP = $(NB_ENV) $(PY) -m paperlib.repro.cli sweep -p device $(DEVICE) $(if $(SEEDS),-p seeds $(SEEDS)) \
 	$(if $(SCHEDULER),--scheduler $(SCHEDULER))
 
 REPRO_NOTEBOOKS := 01_data_incremental \
@@ -48,7 +48,7 @@ sweep: $(STAMP)
 
 reproduce: sweep
 	$(MAKE) --no-print-directory reproduce-notebooks
-	$(PY) -m paperlib.report --profile $(PROFILE) --readme README.md
+	$(PY) -m paperlib.repro.report --profile $(PROFILE) --readme README.md
 	@echo "== figures in figures/, tables in figures/tables/, executed notebooks in $(EXEC_DIR)/ =="
 
 reproduce-notebooks: $(REPRO_OUT)
@@ -87,11 +87,11 @@ reproduce-paper-streams: $(STAMP)
 	mkdir -p notebooks/executed/paper
 	$(SWEEP) -p profile paper --notebook 04_real_streams
 	for d in weather elec2; do \
-	  $(NB_ENV) $(PY) -m paperlib.notebooks --cwd notebooks notebooks/04_real_streams.ipynb \
+	  $(NB_ENV) $(PY) -m paperlib.repro.notebooks --cwd notebooks notebooks/04_real_streams.ipynb \
 	    notebooks/executed/paper/04_real_streams_$$d.ipynb -p profile paper -p device $(DEVICE) \
 	    -p dataset $$d -p figures_dir ../figures/paper || exit 1; \
 	done
-	$(PY) -m paperlib.report --profile paper --figures-dir figures/paper --readme README.md \
+	$(PY) -m paperlib.repro.report --profile paper --figures-dir figures/paper --readme README.md \
 	  --readme-marker paper-results
 
 # A fresh reproduction of CHECK_PROFILE (default quick) into a temporary folder (results,
@@ -107,7 +107,7 @@ check-reproduction: $(STAMP)
 	rm -rf $(CHECK_DIR) && mkdir -p $(CHECK_DIR)/figures
 	PAPERLIB_RESULTS=$(CHECK_DIR)/results $(MAKE) --no-print-directory reproduce-notebooks \
 	  PROFILE=$(CHECK_PROFILE) EXEC_DIR=$(CHECK_DIR)/executed FIGURES_DIR=$(CHECK_DIR)/figures
-	PAPERLIB_RESULTS=$(CHECK_DIR)/results $(PY) -m paperlib.report --profile $(CHECK_PROFILE) \
+	PAPERLIB_RESULTS=$(CHECK_DIR)/results $(PY) -m paperlib.repro.report --profile $(CHECK_PROFILE) \
 	  --figures-dir $(CHECK_DIR)/figures
-	$(PY) -m paperlib.reprocheck --fresh $(CHECK_DIR)/figures/tables \
+	$(PY) -m paperlib.repro.reprocheck --fresh $(CHECK_DIR)/figures/tables \
 	  --reference $(CHECK_REFERENCE) --tolerance $(CHECK_TOLERANCE)

@@ -28,9 +28,9 @@ methods = None           # None -> this notebook's default list; or "finetune,ba
 overrides = None         # extra run parameters, a dict or JSON string, e.g. '{{"epochs": 1}}'
 '''
 
-SETUP = '''from paperlib import experiments, plots, report
+SETUP = '''from paperlib.repro import experiments, plots, report
 
-nb = experiments.setup_notebook(  # runs and default methods: paperlib.grids
+nb = experiments.setup_notebook(  # runs and default methods: paperlib.repro.grids
     "{name}", profile=profile, device=device, seeds=seeds, methods=methods, overrides=overrides,
     figures_dir=figures_dir{extra})
 print(nb.describe())
@@ -231,7 +231,7 @@ nb.save_figure(fig, nb.name("seconds"), grid=grid,
         '''table = report.summary_table(grid.summaries)
 nb.save_table(table, nb.name("results"), grid=grid, caption="Cost and accuracy of every method")
 report.formatted_table(table)''',
-        '''from paperlib import budget_plots
+        '''from paperlib.repro import budget_plots
 
 sweep_settings, sweep_methods, reference_settings = experiments.budget_grids(
     nb, budgets, budget_scenarios, budget_methods)
@@ -255,7 +255,7 @@ table''',
 def build(name: str) -> nbformat.NotebookNode:
     spec = NOTEBOOKS[name]
     title = f"# {name[:2]} · {spec['title']}\n\n{spec['intro']}\n{PROVENANCE}"
-    run_hint = (f"\nRun it with `python -m paperlib.notebooks notebooks/{name}.ipynb "
+    run_hint = (f"\nRun it with `python -m paperlib.repro.notebooks notebooks/{name}.ipynb "
                 f"out.ipynb -p profile quick` (strict parameter names) or `make reproduce`.")
     cells = [new_markdown_cell(title + run_hint),
              new_code_cell(COMMON_PARAMS.format(extra=spec["extra_params"]).rstrip() + "\n",

@@ -10,7 +10,7 @@ The package is layered; imports only point down (``tests/test_layers.py`` checks
 3. method: importance regularisers and the named methods (:data:`METHODS`);
 4. serving: the validated configuration, the serving simulation and the results store
    (:class:`RunConfig`, :func:`run`);
-5. reproduction: grids (run on Dask by :mod:`paperlib.sweep`), figures, tables with their
+5. reproduction: grids (run on Dask by :mod:`paperlib.repro.sweep`), figures, tables with their
    provenance and checked README claims, notebooks, benchmarks, the GPU plan, the command line.
 
 The public API below is importable from ``paperlib`` directly:
@@ -22,21 +22,21 @@ The public API below is importable from ``paperlib`` directly:
 ('bandit', True, True)
 """
 
-from paperlib.accounting import ComputeMeter, RoundCost
-from paperlib.bandits import POLICIES, Policy, make_policy
-from paperlib.config import FIELDS, RunConfig
-from paperlib.datasets import DataError, Dataset, load_dataset
-from paperlib.methods import METHODS, build_method
-from paperlib.models import build_model
-from paperlib.plugins import Plugin, RoundContext, StepContext
-from paperlib.regularizers import REGULARIZERS, Regularizer, make_regularizer
-from paperlib.retrain import Retrainer, TrainSettings
-from paperlib.runner import RunResult, run
-from paperlib.samples import SampleSource, SeenData
+from paperlib.data.datasets import DataError, Dataset, load_dataset
+from paperlib.data.streams import Chunk, Stream, build_stream
+from paperlib.engine.accounting import ComputeMeter, RoundCost
+from paperlib.engine.bandits import POLICIES, Policy, make_policy
+from paperlib.engine.models import build_model
+from paperlib.engine.plugins import Plugin, RoundContext, StepContext
+from paperlib.engine.retrain import Retrainer, TrainSettings
+from paperlib.engine.samples import SampleSource, SeenData
+from paperlib.engine.weights import WeightScope
+from paperlib.method.methods import METHODS, build_method
+from paperlib.method.regularizers import REGULARIZERS, Regularizer, make_regularizer
+from paperlib.serving.config import FIELDS, RunConfig
+from paperlib.serving.runner import RunResult, run
 from paperlib.spec import ConfigError
-from paperlib.streams import Chunk, Stream, build_stream
 from paperlib.version import __version__
-from paperlib.weights import WeightScope
 
 __all__ = [
     "FIELDS", "METHODS", "POLICIES", "REGULARIZERS", "Chunk", "ComputeMeter", "ConfigError",

@@ -2,7 +2,7 @@
 
 - ``auto`` (default): :mod:`tqdm.auto`, a widget in JupyterLab (ipywidgets is a dependency)
   and plain text in a terminal;
-- ``off``: no bar. The papermill wrapper (:mod:`paperlib.notebooks`) sets it for the kernel,
+- ``off``: no bar. The papermill wrapper (:mod:`paperlib.repro.notebooks`) sets it for the kernel,
   because a bar's updates would land in the executed notebook as stderr streams with timings;
   papermill's own per-cell bar shows the progress in the terminal instead.
 

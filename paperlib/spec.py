@@ -3,8 +3,8 @@
 :class:`ConfigError` is the one error type for bad input (unknown or mistyped names, values out
 of range), :class:`Spec` describes how one named parameter is typed and checked, and
 :func:`did_you_mean` is the suggestion appended to every "unknown name" message. They live here,
-below :mod:`paperlib.config` and :mod:`paperlib.methods`, so that both can use them without an
-import circle; :mod:`paperlib.config` re-exports them.
+below :mod:`paperlib.serving.config` and :mod:`paperlib.method.methods`, so that both can use them without an
+import circle; :mod:`paperlib.serving.config` re-exports them.
 
 >>> did_you_mean("bandt", ["bandit", "finetune"])
 " (did you mean 'bandit'?)"

@@ -1,4 +1,4 @@
-"""Tests for :mod:`paperlib.bandits`: the contract, the algorithms' behaviour and their bounds.
+"""Tests for :mod:`paperlib.engine.bandits`: the contract, the algorithms' behaviour and their bounds.
 
 Behavioural checks run on Bernoulli problems whose rewards are drawn up front (vectorised, one
 ``(T, K)`` table per seed), so a run is just ``T`` pull/update calls. Every behavioural assertion
@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from paperlib.bandits import (
+from paperlib.engine.bandits import (
     POLICIES,
     UCB1,
     EpsilonGreedy,

@@ -10,13 +10,12 @@ import math
 import pytest
 import torch
 
-from paperlib.accounting import ComputeMeter
-from paperlib.config import ConfigError, RunConfig, resolve_model
-from paperlib.models import build_model, mlp
-from paperlib.plugins import Plugin, RoundContext
-from paperlib.retrain import Retrainer, TrainSettings, budget_flops
-from paperlib.runner import run, stream_for
-from paperlib.samples import (
+from paperlib.data.streams import Chunk
+from paperlib.engine.accounting import ComputeMeter
+from paperlib.engine.models import build_model, mlp
+from paperlib.engine.plugins import Plugin, RoundContext
+from paperlib.engine.retrain import Retrainer, TrainSettings, budget_flops
+from paperlib.engine.samples import (
     AllSeen,
     NewOnly,
     RandomSamples,
@@ -25,8 +24,9 @@ from paperlib.samples import (
     SeenData,
     _epoch_steps,
 )
-from paperlib.streams import Chunk
-from paperlib.weights import AllWeights, FixedSubset
+from paperlib.engine.weights import AllWeights, FixedSubset
+from paperlib.serving.config import ConfigError, RunConfig, resolve_model
+from paperlib.serving.runner import run, stream_for
 
 SMOKE = {"dataset": "digits", "profile": "smoke", "device": "cpu"}
 INPUT = (1, 8, 8)
@@ -153,7 +153,7 @@ def test_budget_with_steps_or_misspelt_is_a_config_error():
 
 
 def test_bench_pairs_each_repeats_time_with_its_own_flops():
-    from paperlib.bench import _freeze_row
+    from paperlib.repro.bench import _freeze_row
 
     # repeat 0 froze a cheap group (FLOP ratio 0.4), repeat 1 an expensive one (0.8); the time
     # ratios follow their own repeat, so every realised share is computed within one repeat
@@ -163,7 +163,7 @@ def test_bench_pairs_each_repeats_time_with_its_own_flops():
 
 
 def test_bench_targets_table_from_fake_runs():
-    from paperlib.bench_targets import (
+    from paperlib.repro.bench_targets import (
         AT_REPLAY_BUDGET,
         SCENARIOS,
         evaluate_targets,

@@ -1,4 +1,4 @@
-"""README claims are checked against the committed tables (paperlib.claims)."""
+"""README claims are checked against the committed tables (paperlib.repro.claims)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from paperlib import claims, report
-from paperlib.store import REPO_ROOT
+from paperlib.repro import claims, report
+from paperlib.serving.store import REPO_ROOT
 
 
 def test_readme_claims_hold_against_committed_tables() -> None:

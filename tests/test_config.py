@@ -2,7 +2,7 @@
 
 import pytest
 
-from paperlib.config import ConfigError, RunConfig
+from paperlib.serving.config import ConfigError, RunConfig
 
 
 def test_mistyped_parameter_is_an_error_listing_valid_names():

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from paperlib import datasets
-from paperlib.datasets import DataError, available_offline, load_dataset
+from paperlib.data import datasets
+from paperlib.data.datasets import DataError, available_offline, load_dataset
 
 MNIST_FILES = [f"mnist/{s}.gz" for s in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                                          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")]

@@ -7,16 +7,16 @@ import math
 import pytest
 import torch
 
-from paperlib.accounting import ComputeMeter
-from paperlib.cli import main as cli_main
-from paperlib.methods import METHODS, build_method
-from paperlib.models import mlp
-from paperlib.plugins import Plugin, RoundContext
-from paperlib.retrain import NonFiniteLossError, Retrainer, TrainSettings
-from paperlib.runner import run
-from paperlib.samples import NewOnly, SeenData
-from paperlib.streams import Chunk
-from paperlib.weights import AllWeights, FixedSubset
+from paperlib.data.streams import Chunk
+from paperlib.engine.accounting import ComputeMeter
+from paperlib.engine.models import mlp
+from paperlib.engine.plugins import Plugin, RoundContext
+from paperlib.engine.retrain import NonFiniteLossError, Retrainer, TrainSettings
+from paperlib.engine.samples import NewOnly, SeenData
+from paperlib.engine.weights import AllWeights, FixedSubset
+from paperlib.method.methods import METHODS, build_method
+from paperlib.repro.cli import main as cli_main
+from paperlib.serving.runner import run
 
 SMOKE = {"dataset": "digits", "profile": "smoke", "device": "cpu"}
 
@@ -111,7 +111,7 @@ def test_an_error_caused_by_a_nan_is_reported_as_the_nan():
 def test_nan_run_leaves_finished_results_untouched(tmp_path, monkeypatch):
     done = run({**SMOKE, "method": "finetune"}, results=tmp_path)
     before = {p.name: p.read_bytes() for p in done.path.iterdir()}
-    import paperlib.runner as runner_mod
+    import paperlib.serving.runner as runner_mod
 
     def with_nan(name, hparams, epochs, seed):
         built = build_method(name, hparams, epochs, seed)

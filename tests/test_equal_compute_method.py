@@ -10,15 +10,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from paperlib.accounting import ComputeMeter
-from paperlib.bandits import make_policy
-from paperlib.models import lenet, mlp
-from paperlib.plugins import Plugin, RoundContext, StepContext
-from paperlib.regularizers import SynapseNeuronImportance, SynapticIntelligence
-from paperlib.retrain import Retrainer, TrainSettings
-from paperlib.samples import NewOnly, SampleBandit, SeenData
-from paperlib.streams import Chunk
-from paperlib.weights import AllWeights, FixedSubset, WeightBandit, inclusion_probabilities
+from paperlib.data.streams import Chunk
+from paperlib.engine.accounting import ComputeMeter
+from paperlib.engine.bandits import make_policy
+from paperlib.engine.models import lenet, mlp
+from paperlib.engine.plugins import Plugin, RoundContext, StepContext
+from paperlib.engine.retrain import Retrainer, TrainSettings
+from paperlib.engine.samples import NewOnly, SampleBandit, SeenData
+from paperlib.engine.weights import AllWeights, FixedSubset, WeightBandit, inclusion_probabilities
+from paperlib.method.regularizers import SynapseNeuronImportance, SynapticIntelligence
 
 SHAPE = (1, 8, 8)
 
@@ -79,7 +79,7 @@ def test_reward_passes_are_counted_and_visit_progress_needs_none(reward, extra_p
 
 
 def test_holdout_reward_uses_every_charged_loss_and_rewards_the_first_step():
-    from paperlib.rewards import HoldoutProgress
+    from paperlib.engine.rewards import HoldoutProgress
 
     class Recording(HoldoutProgress):
         def start_round(self, ctx):
@@ -266,7 +266,7 @@ def test_si_path_integral_uses_the_unclipped_task_gradient_under_clipping():
 
 
 def test_warmup_cosine_schedule_rewarms_every_round():
-    from paperlib.retrain import lr_factor
+    from paperlib.engine.retrain import lr_factor
 
     first_step = {}
     for schedule in ("constant", "warmup_cosine"):

@@ -14,7 +14,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from paperlib.nbclean import clean_notebook, output_problems, volatile_metadata
+from paperlib.repro.nbclean import clean_notebook, output_problems, volatile_metadata
 
 REPO = Path(__file__).resolve().parents[1]
 EXECUTED = REPO / "notebooks" / "executed"
@@ -150,7 +150,7 @@ def test_output_problems_passes_clean_outputs(output: nbformat.NotebookNode) -> 
 def test_wrapper_reports_what_a_reader_should_not_see(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    import paperlib.notebooks as wrapper
+    import paperlib.repro.notebooks as wrapper
 
     def fake_execute(notebook: Path, output: Path, parameters: dict, **kw: object) -> Path:
         out = new_output("stream", name="stderr", text="TqdmWarning: IProgress not found\n")

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from paperlib import bundle
-from paperlib.datasets import load_dataset
-from paperlib.gpu_check import PART_BYTES, main, pack
+from paperlib.data.datasets import load_dataset
+from paperlib.repro import bundle
+from paperlib.repro.gpu_check import PART_BYTES, main, pack
 
 
 def test_gpu_check_dry_run(tmp_path: Path, need_mirror: Callable[..., Path],
@@ -42,12 +42,12 @@ def test_gpu_check_dry_run(tmp_path: Path, need_mirror: Callable[..., Path],
 
 
 def test_pack_splits_into_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("paperlib.gpu_check.PART_BYTES", 1000)
+    monkeypatch.setattr("paperlib.repro.gpu_check.PART_BYTES", 1000)
     f = tmp_path / "noise.bin"
     f.write_bytes(np.random.default_rng(0).integers(0, 256, 3500, dtype=np.uint8).tobytes())
     parts = pack([f], tmp_path / "out", "x", tmp_path)
     assert len(parts) == 4 and max(p.stat().st_size for p in parts) <= 1000
-    monkeypatch.setattr("paperlib.gpu_check.MAX_PARTS", 2)
+    monkeypatch.setattr("paperlib.repro.gpu_check.MAX_PARTS", 2)
     with pytest.raises(RuntimeError, match="more than 2 parts"):
         pack([f], tmp_path / "out2", "x", tmp_path)
 

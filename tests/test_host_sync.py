@@ -3,11 +3,11 @@
 On CUDA every ``.item()``, ``float(t)``, ``int(t)``, ``bool(t)``, ``.tolist()``, ``.numpy()`` or
 ``.cpu()`` of a device tensor waits for the GPU to finish all queued work, so a step loop with
 one of them cannot run ahead of the device. These tests count such calls made by paperlib's
-code (PyTorch's internal calls on host-side tensors are not device syncs) during a real :class:`~paperlib.retrain.Retrainer` round (CPU), at two round lengths, and take the
+code (PyTorch's internal calls on host-side tensors are not device syncs) during a real :class:`~paperlib.engine.retrain.Retrainer` round (CPU), at two round lengths, and take the
 difference per step, so per-round work (importance estimates, logs) is not counted.
 
 The bounds are the counts measured after issue 11 item 1: the finiteness check reads a
-device-side flag every 50 steps and at the round's end (:class:`~paperlib.finite.LossWatch`;
+device-side flag every 50 steps and at the round's end (:class:`~paperlib.engine.finite.LossWatch`;
 it was ``float(total)`` every step), the weight bandit reads a period's path-integral
 contributions with one ``.tolist()`` every ``reselect_every`` steps (it was one ``float`` per
 trained group), and the sample bandit still reads its reward once per step (its host-side
@@ -25,14 +25,14 @@ import pytest
 import torch
 
 import paperlib
-from paperlib.accounting import ComputeMeter
-from paperlib.methods import build_method
-from paperlib.models import build_model
-from paperlib.plugins import RoundContext
-from paperlib.retrain import Retrainer, TrainSettings
-from paperlib.samples import NewOnly, SeenData
-from paperlib.streams import Chunk
-from paperlib.weights import AllWeights
+from paperlib.data.streams import Chunk
+from paperlib.engine.accounting import ComputeMeter
+from paperlib.engine.models import build_model
+from paperlib.engine.plugins import RoundContext
+from paperlib.engine.retrain import Retrainer, TrainSettings
+from paperlib.engine.samples import NewOnly, SeenData
+from paperlib.engine.weights import AllWeights
+from paperlib.method.methods import build_method
 
 PAPERLIB = str(Path(paperlib.__file__).parent)
 SYNC_METHODS = ("item", "tolist", "numpy", "cpu", "__float__", "__int__", "__bool__")

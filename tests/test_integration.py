@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from paperlib.runner import run
+from paperlib.serving.runner import run
 
 pytestmark = [pytest.mark.slow, pytest.mark.mirror]
 

@@ -215,7 +215,7 @@ def test_relative_and_submodule_imports_are_resolved(tmp_path: Path,
     found = sorted(imports_of(pkg / "engine" / "a.py", known))
     assert found == [("paperlib.engine", 3), ("paperlib.engine.b", 1), ("paperlib.engine.b", 2),
                      ("paperlib.method.regs", 5)]
-    assert layer_of("paperlib.engine.samples") == "engine" and layer_of("paperlib.samples") == "engine"
+    assert layer_of("paperlib.engine.samples") == "engine" and layer_of("paperlib.engine.samples") == "engine"
 
 
 @pytest.mark.parametrize("name", sorted(modules()))

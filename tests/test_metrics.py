@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from paperlib import metrics
+from paperlib.engine import metrics
 
 # Accuracy matrix: 3 rounds x 3 splits; split j introduced at round j.
 A = np.array([

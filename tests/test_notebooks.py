@@ -16,11 +16,11 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from paperlib import experiments, plots, report
-from paperlib.config import ConfigError
-from paperlib.nbclean import output_problems, volatile_metadata
-from paperlib.notebooks import execute, notebook_parameters
-from paperlib.notebooks import main as notebooks_main
+from paperlib.repro import experiments, plots, report
+from paperlib.repro.nbclean import output_problems, volatile_metadata
+from paperlib.repro.notebooks import execute, notebook_parameters
+from paperlib.repro.notebooks import main as notebooks_main
+from paperlib.spec import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 NB_DIR = REPO / "notebooks"

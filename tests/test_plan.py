@@ -7,11 +7,12 @@ import time
 import pytest
 import torch
 
-from paperlib.calibrate import calibrate, predict_seconds
-from paperlib.config import RunConfig
-from paperlib.experiments import ALL_METHODS
-from paperlib.methods import build_method
-from paperlib.plan import (
+from paperlib.engine.weights import AllWeights
+from paperlib.method.methods import build_method
+from paperlib.method.rivals import GSS, MIR
+from paperlib.repro.calibrate import calibrate, predict_seconds
+from paperlib.repro.experiments import ALL_METHODS
+from paperlib.repro.plan import (
     PlanError,
     format_plan,
     notebook_grids,
@@ -19,9 +20,8 @@ from paperlib.plan import (
     plan_run,
     plan_table,
 )
-from paperlib.rivals import GSS, MIR
-from paperlib.runner import run
-from paperlib.weights import AllWeights
+from paperlib.serving.config import RunConfig
+from paperlib.serving.runner import run
 
 
 def _check_against_run(params: dict) -> None:
@@ -96,7 +96,7 @@ def test_paper_grid_counts_without_data() -> None:
 
 
 def test_unknown_component_is_an_error() -> None:
-    from paperlib.plan import _step_rule
+    from paperlib.repro.plan import _step_rule
 
     class Odd:
         name = "odd"
@@ -133,7 +133,7 @@ def test_time_prediction_within_30_percent() -> None:
 
 
 def test_cli(capsys: pytest.CaptureFixture[str]) -> None:
-    from paperlib.cli import main
+    from paperlib.repro.cli import main
 
     assert main(["plan", "-p", "profile", "smoke", "--notebooks", "06_bandit_dynamics",
                  "--no-calibrate"]) == 0

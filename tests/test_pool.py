@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 import torch
 
-from paperlib.config import RunConfig
-from paperlib.pool import default_workers, run_pool
-from paperlib.runner import run
+from paperlib.repro.pool import default_workers, run_pool
+from paperlib.serving.config import RunConfig
+from paperlib.serving.runner import run
 
 TIMING = {"retrain_seconds", "cumulative_retrain_seconds", "peak_memory_bytes", "results_path"}
 

@@ -1,4 +1,4 @@
-"""The results key knows the code, the data, torch and the threads (paperlib.provenance)."""
+"""The results key knows the code, the data, torch and the threads (paperlib.serving.provenance)."""
 
 from __future__ import annotations
 
@@ -13,17 +13,18 @@ import pandas as pd
 import pytest
 import torch
 
-from paperlib import provenance, report
-from paperlib.config import RunConfig
-from paperlib.provenance import MixedCodeError, check_single_code, hash_package
+from paperlib.repro import report
+from paperlib.serving import provenance
+from paperlib.serving.config import RunConfig
+from paperlib.serving.provenance import MixedCodeError, check_single_code, hash_package
 
-PACKAGE = Path(provenance.__file__).resolve().parent
+PACKAGE = Path(provenance.__file__).resolve().parent.parent
 
 _RUN = """
 import json, sys
-from paperlib.runner import run
+from paperlib.serving.runner import run
 r = run({"dataset": "digits", "method": "finetune", "profile": "smoke"}, results=sys.argv[1])
-import paperlib.provenance as p
+import paperlib.serving.provenance as p
 print(json.dumps({"cached": r.cached, "path": str(r.path), "code": p.code_hash(),
                   "file": __import__("paperlib").__file__}))
 """
@@ -114,7 +115,7 @@ def test_data_identity_tells_lossy_cifar_from_canonical(tmp_path: Path,
 
 
 def test_runs_pin_threads(monkeypatch: pytest.MonkeyPatch) -> None:
-    from paperlib.runner import run
+    from paperlib.serving.runner import run
 
     before = torch.get_num_threads()
     try:

@@ -9,7 +9,7 @@ import statistics
 
 import pytest
 
-from paperlib.reference import PAPER, seq_mnist
+from paperlib.repro.reference import PAPER, seq_mnist
 
 pytestmark = [pytest.mark.slow, pytest.mark.mirror]
 

@@ -1,4 +1,4 @@
-"""Tests of paperlib.regularizers: importance estimators against closed forms, penalties against
+"""Tests of paperlib.method.regularizers: importance estimators against closed forms, penalties against
 finite differences, and the hooks driven in the retrainer's documented order (plugins.py)."""
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from paperlib.accounting import ComputeMeter
-from paperlib.models import mlp
-from paperlib.plugins import Plugin, RoundContext, StepContext
-from paperlib.regularizers import (
+from paperlib.data.streams import Chunk
+from paperlib.engine.accounting import ComputeMeter
+from paperlib.engine.models import mlp
+from paperlib.engine.plugins import Plugin, RoundContext, StepContext
+from paperlib.engine.samples import SeenData
+from paperlib.method.regularizers import (
     EWC,
     MAS,
     REGULARIZERS,
@@ -28,14 +30,12 @@ from paperlib.regularizers import (
     neuron_importance,
     squared_batch_gradients,
 )
-from paperlib.samples import SeenData
-from paperlib.streams import Chunk
 
 DT = torch.float64
 
 
 # --------------------------------------------------------------------------------------------
-# A tiny harness that calls the hooks in the order documented in paperlib/plugins.py
+# A tiny harness that calls the hooks in the order documented in paperlib/engine/plugins.py
 # --------------------------------------------------------------------------------------------
 
 

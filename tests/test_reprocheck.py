@@ -1,4 +1,4 @@
-"""check-reproduction's comparison (paperlib.reprocheck) fails over its tolerance."""
+"""check-reproduction's comparison (paperlib.repro.reprocheck) fails over its tolerance."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from paperlib import reprocheck
+from paperlib.repro import reprocheck
 
 
 def _write(folder: Path, acc: list[float], seconds: list[float], methods=("a", "b")) -> Path:

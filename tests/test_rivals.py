@@ -10,16 +10,16 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from paperlib.accounting import ComputeMeter
-from paperlib.distill import DarkReplay
-from paperlib.methods import METHODS, build_method
-from paperlib.models import mlp
-from paperlib.plugins import Plugin, RoundContext, StepContext
-from paperlib.retrain import Retrainer, TrainSettings
-from paperlib.rivals import MIR
-from paperlib.samples import Replay, SeenData
-from paperlib.streams import Chunk
-from paperlib.weights import AllWeights
+from paperlib.data.streams import Chunk
+from paperlib.engine.accounting import ComputeMeter
+from paperlib.engine.models import mlp
+from paperlib.engine.plugins import Plugin, RoundContext, StepContext
+from paperlib.engine.retrain import Retrainer, TrainSettings
+from paperlib.engine.samples import Replay, SeenData
+from paperlib.engine.weights import AllWeights
+from paperlib.method.distill import DarkReplay
+from paperlib.method.methods import METHODS, build_method
+from paperlib.method.rivals import MIR
 
 IN = (6,)
 

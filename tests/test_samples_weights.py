@@ -4,13 +4,13 @@ and the weight bandit's path-integral reward."""
 import pytest
 import torch
 
-from paperlib.accounting import ComputeMeter
-from paperlib.models import mlp
-from paperlib.plugins import Plugin, RoundContext
-from paperlib.retrain import Retrainer, TrainSettings
-from paperlib.samples import QuantileScaler, Replay, SampleBandit, SeenData
-from paperlib.streams import Chunk
-from paperlib.weights import RandomWeights, WeightBandit
+from paperlib.data.streams import Chunk
+from paperlib.engine.accounting import ComputeMeter
+from paperlib.engine.models import mlp
+from paperlib.engine.plugins import Plugin, RoundContext
+from paperlib.engine.retrain import Retrainer, TrainSettings
+from paperlib.engine.samples import QuantileScaler, Replay, SampleBandit, SeenData
+from paperlib.engine.weights import RandomWeights, WeightBandit
 
 
 def _chunk(n, classes, seed, name="c"):
@@ -105,7 +105,7 @@ def test_weight_bandit_reward_is_the_path_integral_and_k_groups_train():
     spy = ExactPath(scope)
     ctx = _ctx(model, new, SeenData(), r=1)
     settings = TrainSettings(batch_size=32, lr=1e-2)
-    from paperlib.samples import NewOnly
+    from paperlib.engine.samples import NewOnly
 
     # run the round's steps but stop before the period closes, to read the accumulators
     scope_close = scope._close_period
@@ -124,7 +124,7 @@ def test_random_weights_choose_k_groups_per_period():
     model = mlp((1, 8, 8), 10, widths=(16, 8))
     scope = RandomWeights(k_groups=1, reselect_every=5, seed=3)
     ctx = _ctx(model, _chunk(128, list(range(10)), 4), SeenData())
-    from paperlib.samples import NewOnly
+    from paperlib.engine.samples import NewOnly
 
     Retrainer(TrainSettings(batch_size=16)).run_round(ctx, NewOnly(1), scope, [], steps=20)
     per_period = {}
@@ -169,7 +169,7 @@ def test_weight_bandit_per_parameter_reward():
         original()
 
     scope._close_period = spy
-    from paperlib.samples import NewOnly
+    from paperlib.engine.samples import NewOnly
 
     ctx = _ctx(model, _chunk(128, list(range(10)), 5), SeenData())
     Retrainer(TrainSettings(batch_size=16, lr=1e-2)).run_round(ctx, NewOnly(1), scope, [], steps=24)

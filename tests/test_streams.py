@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from paperlib import datasets, streams
-from paperlib.datasets import Dataset, load_dataset
-from paperlib.samples import SeenData
+from paperlib.data import datasets, streams
+from paperlib.data.datasets import Dataset, load_dataset
+from paperlib.engine.samples import SeenData
 
 
 @pytest.fixture(autouse=True)

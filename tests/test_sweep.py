@@ -19,12 +19,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from paperlib import experiments, gridrun, grids
-from paperlib.cli import main as cli_main
-from paperlib.experiments import grid_configs
-from paperlib.runner import run
-from paperlib.store import clean_stale_temps, read_run, write_run
-from paperlib.sweep import SweepError, check_store, probe_store, sweep
+from paperlib.repro import experiments, gridrun, grids
+from paperlib.repro.cli import main as cli_main
+from paperlib.repro.experiments import grid_configs
+from paperlib.repro.sweep import SweepError, check_store, probe_store, sweep
+from paperlib.serving.runner import run
+from paperlib.serving.store import clean_stale_temps, read_run, write_run
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = {"dataset": "digits", "scenario": "class_incremental", "profile": "smoke",
@@ -157,16 +157,16 @@ def test_store_unreachable_from_a_worker_is_named(tmp_path: Path) -> None:
 
 def test_failures_are_listed_and_the_other_runs_kept(tmp_path: Path, monkeypatch, capsys,
                                                      one_thread) -> None:
-    import paperlib.runner
+    import paperlib.serving.runner
 
-    real_run = paperlib.runner.run
+    real_run = paperlib.serving.runner.run
 
     def flaky(cfg, **kw):
         if cfg.method == "replay":
             raise FloatingPointError("boom in replay")
         return real_run(cfg, **kw)
 
-    monkeypatch.setattr(paperlib.runner, "run", flaky)
+    monkeypatch.setattr(paperlib.serving.runner, "run", flaky)
     code = cli_main(["sweep", "-p", "profile", "smoke", "--notebook", "05_ablations",
                      "-p", "methods", "finetune,replay", "-p", "seeds", "0",
                      "-p", "overrides", json.dumps({"dataset": "digits", "device": "cpu"}),
@@ -275,7 +275,7 @@ def test_profile_grid_reads_the_method_lists_and_has_no_duplicates(monkeypatch) 
 
 @pytest.mark.slow
 def test_notebook_renders_from_the_sweep_cache(tmp_path: Path, one_thread) -> None:
-    from paperlib.notebooks import execute
+    from paperlib.repro.notebooks import execute
 
     params = {"profile": "smoke", "seeds": "0", "methods": "finetune",
               "overrides": json.dumps({"dataset": "digits"}), "budgets": "1",

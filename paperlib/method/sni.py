@@ -1,0 +1,180 @@
+"""The paper's regulariser: synapse + neuron importance (:class:`SynapseNeuronImportance`),
+reconstructed from the authors' earlier code. Registered as ``sni`` in
+:mod:`paperlib.method.regularizers`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from paperlib.engine.plugins import RoundContext, StepContext
+
+if TYPE_CHECKING:  # pragma: no cover
+    pass
+
+from paperlib.method.importance import (
+    Importance,
+    PathIntegral,
+    Regularizer,
+    _batch_importance,
+    _draw,
+    _mask_for,
+    _mode,
+    _neuron_term,
+    _quadratic,
+    _report,
+    _snapshot,
+    mas_importance,
+    neuron_importance,
+    squared_batch_gradients,
+)
+
+
+class SynapseNeuronImportance(Regularizer):
+    """The paper's regulariser, reconstructed from the authors' earlier code (NOTES.md)::
+
+        R(theta) = lam * [ lam_neuron  * mean_k sum_j Omega^n_kj mean_b (h_kj(x_b; theta_old)
+                                                                   - h_kj(x_b; theta))^2
+                         + lam_synapse * mean_p sum_i Omega^s_pi (theta_old,pi - theta_pi)^2 ]
+
+    ``k`` runs over the block outputs (hidden blocks and logits, ``step.hidden``), ``p`` over
+    all parameter tensors (the mean's denominator counts frozen tensors too, so the gradient
+    does not depend on which groups are frozen), ``x_b`` over the current mini-batch and
+    ``theta_old`` is the served model. ``h(x; theta_old)`` is computed each step in the
+    training model's mode (batch norm: batch statistics, running statistics untouched), so the
+    term is exactly zero at ``theta = theta_old``.
+
+    Args:
+        lam: overall multiplier (1.0). lam_synapse, lam_neuron: 1e-3 each (authors' code).
+        importance: synapse ``Omega^s``: "fisher" (squared mini-batch gradients of the mean
+            cross-entropy, the authors' estimator: :func:`squared_batch_gradients`), "mas" or
+            "si" (an internal :class:`PathIntegral`, on the total-loss gradient).
+        use_neuron_term: include the neuron term (needs ``step.hidden``).
+        neuron_mode: "round" (ours): ``Omega^n`` (and fisher/mas ``Omega^s``) once per round on
+            ``importance_samples`` samples of ``ctx.seen`` (everything seen before the round). "batch" (authors' code): both recomputed every step
+            from the served model's cross-entropy on the current mini-batch (an extra
+            forward+backward per step; fisher ``Omega^s`` = squared mini-batch gradient).
+        si_xi: the path integral's damping (importance "si").
+        neuron_cache: the served model's block outputs ``h(x; theta_old)`` are computed once
+            per round for every sample the batches can come from
+            (:attr:`~paperlib.engine.plugins.RoundContext.batch_pool`, charged as one forward pass over
+            it) and looked up by the batch's rows (:attr:`~paperlib.engine.plugins.StepContext.index`)
+            (ours). False: one served-model forward of the batch per step (charged), the
+            authors' way. Both run the served model in the training model's mode; for a
+            batch-norm network the cached outputs use the statistics of cache batches (same
+            size, random composition) instead of the training batch's own.
+    """
+
+    name = "sni"
+    IMPORTANCES = ("fisher", "mas", "si")
+    MODES = ("round", "batch")
+
+    def __init__(self, lam: float = 1.0, lam_synapse: float = 1e-3, lam_neuron: float = 1e-3,
+                 importance: str = "fisher", use_neuron_term: bool = True,
+                 neuron_mode: str = "round", importance_samples: int = 1024,
+                 batch_size: int = 256, si_xi: float = 0.1, neuron_cache: bool = True) -> None:
+        super().__init__(lam)
+        self.neuron_cache = neuron_cache
+        self._cache: list[torch.Tensor] | None = None
+        self._check_choice("importance", importance, self.IMPORTANCES)
+        self._check_choice("neuron_mode", neuron_mode, self.MODES)
+        self.lam_synapse, self.lam_neuron, self.importance = lam_synapse, lam_neuron, importance
+        self.use_neuron_term = self.needs_hidden = use_neuron_term
+        self.neuron_mode, self.importance_samples = neuron_mode, importance_samples
+        self.batch_size, self.si_xi = batch_size, si_xi
+        self.path = PathIntegral(si_xi) if importance == "si" else None
+        self.anchor: Importance | None = None
+        self.omega_s: Importance | None = None
+        self.omega_n: list[torch.Tensor] | None = None
+
+    def before_round(self, ctx: RoundContext) -> None:
+        if self.path is not None:
+            self.path.begin_round(ctx.model)
+        self.anchor = self.omega_s = self.omega_n = self._cache = None
+        if ctx.served_model is None:
+            return
+        served, meter = ctx.served_model, ctx.meter
+        self.anchor = _snapshot(served)
+        if self.neuron_mode == "round" and (self.use_neuron_term or self.importance != "si"):
+            x, y, classes = _draw(ctx, self.importance_samples, "seen")
+            if self.use_neuron_term:
+                self.omega_n = neuron_importance(served, x, y, classes, self.batch_size, meter)
+            if self.importance == "fisher":
+                self.omega_s = squared_batch_gradients(served, x, y, classes, meter=meter)
+            elif self.importance == "mas":
+                self.omega_s = mas_importance(served, x, classes, self.batch_size, meter)
+
+    def _importances(self, step: StepContext
+                     ) -> tuple[Importance | None, list[torch.Tensor] | None,
+                                list[torch.Tensor] | None]:
+        """``(Omega^s, Omega^n, h_old)`` for this step; ``h_old`` only in "batch" mode."""
+        omega_s, omega_n, h_old = self.omega_s, self.omega_n, None
+        ctx = step.round
+        need_s = self.importance == "fisher"
+        if self.neuron_mode == "batch" and (self.use_neuron_term or need_s):
+            classes = _mask_for(step.y, ctx.new_chunk.classes, getattr(ctx, "heads", None))
+            h_old, omega_n, batch_s = _batch_importance(
+                ctx.served_model, step.x, step.y, classes, ctx.model.training, need_s)
+            _report(ctx.meter, len(step.y))
+            omega_s = batch_s if need_s else omega_s
+        if self.neuron_mode == "batch" and self.importance == "mas":
+            classes = _mask_for(step.y, ctx.new_chunk.classes, getattr(ctx, "heads", None))
+            omega_s = mas_importance(ctx.served_model, step.x, classes, self.batch_size, ctx.meter)
+        if self.path is not None:
+            omega_s = self.path.importance or None
+        return omega_s, omega_n, h_old
+
+    def penalty(self, step: StepContext) -> torch.Tensor | None:
+        ctx = step.round
+        if ctx.served_model is None or self.anchor is None:
+            return None
+        omega_s, omega_n, h_old = self._importances(step)
+        total = torch.zeros((), device=step.logits.device, dtype=step.logits.dtype)
+        if omega_s is not None:
+            quad = _quadratic(ctx.model, self.anchor, omega_s) / len(self.anchor)
+            total = total + self.lam_synapse * quad
+        if self.use_neuron_term:
+            if step.hidden is None:
+                raise ValueError("the neuron term needs step.hidden (needs_hidden=True)")
+            if h_old is None and self.neuron_cache and step.index is not None \
+                    and ctx.batch_pool is not None:
+                h_old = [h[step.index] for h in self._served_outputs(ctx, len(step.y))]
+            if h_old is None:
+                with torch.no_grad(), _mode(ctx.served_model, train=ctx.model.training):
+                    h_old = ctx.served_model(step.x, return_hidden=True)[1]
+                _report(ctx.meter, len(step.y), backward=False)
+            total = total + self.lam_neuron * _neuron_term(step.hidden, h_old, omega_n)
+        return self.lam * total
+
+    @torch.no_grad()
+    def _served_outputs(self, ctx: RoundContext, batch_size: int) -> list[torch.Tensor]:
+        """The served model's block outputs ``(P, ...)`` on ``ctx.batch_pool``, computed at the
+        round's first call (in batches of ``batch_size`` in a seeded random order, the training
+        model's mode, batch-norm running statistics untouched) and charged as one forward pass
+        over the ``P`` pool samples."""
+        if self._cache is None:
+            x = ctx.batch_pool[0]
+            order = torch.randperm(len(x), generator=torch.Generator().manual_seed(ctx.round_index))
+            order = order.to(x.device)
+            parts: list[list[torch.Tensor]] = []
+            with _mode(ctx.served_model, train=ctx.model.training):
+                for s in range(0, len(x), batch_size):
+                    parts.append(ctx.served_model(x[order[s:s + batch_size]], return_hidden=True)[1])
+            cache = [torch.cat(hs) for hs in zip(*parts, strict=True)]
+            inverse = torch.empty_like(order)
+            inverse[order] = torch.arange(len(order), device=order.device)
+            self._cache = [h[inverse] for h in cache]
+            _report(ctx.meter, len(x), backward=False)
+        return self._cache
+
+    def before_update(self, step: StepContext) -> None:
+        if self.path is not None:
+            self.path.record(step.round.model, None, step.grad_scale)
+
+    def after_step(self, step: StepContext) -> None:
+        if self.path is not None:
+            self.path.accumulate(step.round.model)
+
+    def after_round(self, ctx: RoundContext) -> None:
+        self._cache = None  # the served outputs are the round's only per-sample state

@@ -1,0 +1,234 @@
+"""Benchmarks (``make bench``): every ratio is measured side by side in one process.
+
+Part 1 - engine overhead: :class:`~paperlib.engine.retrain.Retrainer` against a hand-written PyTorch
+loop doing the same work (same model, batches, Adam, gradient clipping, finiteness check).
+Target: at most 1.10x.
+
+Part 2a - freezing: steps with k of G parameter groups trainable against all groups; the
+measured time saving next to the saving the FLOP count predicts. Each repeat's time ratio is
+paired with that repeat's FLOP ratio (a weight bandit of seed r draws its own groups); medians
+over repeats. Target: >= 80% realised.
+
+Part 2b - issue 8's targets at equal compute (:mod:`paperlib.repro.bench_targets`): on MNIST, quick
+profile, 3 seeds, ``bandit`` against ``full_retrain`` (data-incremental) and, at replay's budget,
+against ``replay``, ``random_weights`` and ``random_samples`` (data-incremental,
+class-incremental, rotated); one table, PASS or MISS per target.
+
+Part 3 - rivals (:mod:`paperlib.repro.bench_rivals`): each rival's cost per step (metered FLOPs and
+seconds) as a ratio to plain replay, side by side.
+
+Run ``python -m paperlib.repro.bench --help`` for options; results are also written as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from paperlib.data.streams import Chunk
+from paperlib.engine.accounting import ComputeMeter
+from paperlib.engine.models import build_model
+from paperlib.engine.plugins import RoundContext
+from paperlib.engine.retrain import Retrainer, TrainSettings
+from paperlib.engine.samples import NewOnly, SeenData, _Cycler
+from paperlib.engine.weights import AllWeights, FixedSubset, WeightBandit
+from paperlib.repro.bench_table import _fmt, _markdown, _print_table  # noqa: F401
+
+INPUT = (1, 28, 28)
+FREEZE_COLS = ["scope", "flop_ratio", "flop_ratio_range", "time_ratio", "predicted_saving",
+               "measured_saving", "realised_share"]
+TARGET_COLS = ["target", "scenario", "value", "goal", "verdict"]
+
+
+def _data(n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    return (torch.rand(n, *INPUT, generator=gen).to(device),
+            torch.randint(0, 10, (n,), generator=gen).to(device))
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def hand_loop(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int,
+              settings: TrainSettings) -> float:
+    """The reference: a plain PyTorch training loop. Returns seconds."""
+    gen = torch.Generator().manual_seed(1)
+    cycler = _Cycler(torch.arange(len(y), device=x.device), gen)
+    params = list(model.parameters())
+    opt = torch.optim.Adam(params, lr=settings.lr, fused=True)
+    model.train()
+    _sync(x.device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        idx = cycler.take(settings.batch_size)
+        loss = F.cross_entropy(model(x[idx]), y[idx])
+        if not math.isfinite(float(loss.detach())):
+            raise FloatingPointError
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
+        opt.step()
+    _sync(x.device)
+    return time.perf_counter() - t0
+
+
+def engine_round(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int,
+                 settings: TrainSettings, scope=None) -> tuple[float, float]:  # noqa: ANN001
+    """The same work through the engine. Returns (seconds, counted FLOPs)."""
+    meter = ComputeMeter(model, INPUT)
+    ctx = RoundContext(1, model, None, Chunk(x, y, "bench"), None, SeenData(device=x.device),
+                       x.device, torch.Generator().manual_seed(1), meter)
+    cost = Retrainer(settings).run_round(ctx, NewOnly(1.0), scope or AllWeights(), [], steps=steps)
+    return cost.retrain_seconds, cost.train_flops
+
+
+def bench_engine(device: torch.device, arch: str, steps: int, repeats: int) -> dict[str, Any]:
+    settings = TrainSettings(batch_size=128, lr=1e-3, grad_clip=5.0)
+    x, y = _data(4096, device)
+    torch.manual_seed(0)
+    model = build_model(arch, INPUT, 10).to(device)
+    hand_loop(model, x, y, 10, settings)  # warm-up
+    engine_round(model, x, y, 10, settings)
+    hand, eng = [], []
+    for r in range(repeats):  # interleaved, alternating which goes first, so drift and
+        first_hand = r % 2 == 0  # position effects hit both sides alike
+        if first_hand:
+            hand.append(hand_loop(model, x, y, steps, settings) / steps)
+        eng.append(engine_round(model, x, y, steps, settings)[0] / steps)
+        if not first_hand:
+            hand.append(hand_loop(model, x, y, steps, settings) / steps)
+    h, e = statistics.median(hand), statistics.median(eng)
+    return {"arch": arch, "device": device.type, "steps": steps, "repeats": repeats,
+            "hand_ms_per_step": 1e3 * h, "engine_ms_per_step": 1e3 * e, "ratio": e / h}
+
+
+def bench_freezing(device: torch.device, arch: str, steps: int, repeats: int) -> list[dict[str, Any]]:
+    """Per scope, ``repeats`` interleaved pairs (all groups, the subset); each repeat's time
+    ratio is paired with that repeat's FLOP ratio (a weight bandit of seed ``r`` draws its
+    own groups), and the row reports medians over repeats of the paired quantities."""
+    settings = TrainSettings(batch_size=128, lr=1e-3, grad_clip=5.0)
+    x, y = _data(4096, device)
+    torch.manual_seed(0)
+    model = build_model(arch, INPUT, 10).to(device)
+    groups = list(model.parameter_groups())
+    scopes: dict[str, Any] = {f"top {k} of {len(groups)}": (lambda r, s=tuple(groups[-k:]):
+                                                            FixedSubset(s))
+                              for k in range(1, len(groups))}
+    for k in (1, 2):
+        scopes[f"weight bandit k={k} of {len(groups)}"] = (
+            lambda r, k=k: WeightBandit(k_groups=k, reselect_every=20, seed=r,
+                                         train_head_always=False))
+    engine_round(model, x, y, 5, settings)
+    rows = []
+    for label, make_scope in scopes.items():
+        pairs = []
+        for r in range(repeats):
+            runs = [("all", AllWeights()), ("sub", make_scope(r))]
+            got = {}
+            for kind, scope in runs if r % 2 == 0 else runs[::-1]:
+                got[kind] = engine_round(model, x, y, steps, settings, scope)
+            pairs.append((got["all"], got["sub"]))
+        rows.append(_freeze_row(label, pairs))
+    return [r | {"arch": arch, "device": device.type, "steps": steps} for r in rows]
+
+
+def _freeze_row(label: str, pairs: list[tuple[tuple[float, float], tuple[float, float]]]) -> dict:
+    """Medians over repeats of paired ratios; ``pairs`` = [((t_all, f_all), (t_sub, f_sub))]."""
+    time_r = [ts / ta for (ta, _), (ts, _) in pairs]
+    flop_r = [fs / fa for (_, fa), (_, fs) in pairs]
+    shares = [(1 - t) / (1 - f) for t, f in zip(time_r, flop_r, strict=True) if f < 1]
+    predicted, measured = 1 - statistics.median(flop_r), 1 - statistics.median(time_r)
+    return {"scope": label, "time_ratio": statistics.median(time_r),
+            "flop_ratio": statistics.median(flop_r),
+            "flop_ratio_range": f"{min(flop_r):.3f}-{max(flop_r):.3f}",
+            "predicted_saving": predicted, "measured_saving": measured,
+            "realised_share": statistics.median(shares) if shares else float("nan")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--part", choices=("engine", "freezing", "methods", "rivals", "all"),
+                   default="all")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds for part 2b")
+    p.add_argument("--profile", default="quick", help="profile for part 2b")
+    p.add_argument("--out", type=Path, default=Path("results/bench.json"))
+    p.add_argument("--readme", type=Path, default=None,
+                   help="splice a Markdown summary between '<!-- bench:start/end -->' markers")
+    a = p.parse_args(argv)
+    from paperlib.engine.models import resolve_device
+
+    device = resolve_device(a.device)
+    # Runs pin their thread count (paperlib.serving.provenance, default 1); the benchmark keeps one
+    # count throughout: this process's, unless PAPERLIB_THREADS says otherwise.
+    os.environ.setdefault("PAPERLIB_THREADS", str(torch.get_num_threads()))
+    torch.set_num_threads(int(os.environ["PAPERLIB_THREADS"]))
+    out: dict[str, Any] = {"device": device.type, "torch": torch.__version__,
+                           "threads": torch.get_num_threads()}
+    if a.part in ("engine", "all"):
+        print("== Part 1: engine step vs hand-written loop (target ratio <= 1.10) ==")
+        out["engine"] = [bench_engine(device, "mlp", a.steps, a.repeats),
+                         bench_engine(device, "lenet", max(10, a.steps // 10), a.repeats)]
+        _print_table(out["engine"], ["arch", "device", "steps", "hand_ms_per_step",
+                                     "engine_ms_per_step", "ratio"])
+    if a.part in ("freezing", "all"):
+        print("\n== Part 2a: freezing k of G groups (target: measured saving >= 80% of predicted) ==")
+        out["freezing"] = bench_freezing(device, "lenet", max(10, a.steps // 10), a.repeats)
+        _print_table(out["freezing"], FREEZE_COLS)
+    if a.part in ("methods", "all"):
+        from paperlib.repro.bench_targets import evaluate_targets, replay_budget, target_runs
+
+        seeds = [int(v) for v in a.seeds.split(",")]
+        print(f"\n== Part 2b: issue 8's targets at equal compute, MNIST, profile {a.profile}, "
+              f"seeds {a.seeds} (replay's budget = {replay_budget(a.profile):g} full passes over "
+              f"the new chunk per round) ==")
+        out["methods"] = target_runs(device.type, seeds, a.profile)
+        _print_table(out["methods"], ["scenario", "method", "budget", "seed", "final_avg_accuracy",
+                                      "train_flops", "retrain_seconds", "grad_steps"])
+        out["targets"] = evaluate_targets(out["methods"], a.profile)
+        print()
+        _print_table(out["targets"], TARGET_COLS)
+    if a.part in ("rivals", "all"):
+        from paperlib.repro.bench_rivals import bench_rivals
+
+        print("\n== Part 3: each rival's cost per step relative to replay (MLP, batch 64) ==")
+        out["rivals"] = bench_rivals(device, max(10, a.steps // 2), a.repeats)
+        _print_table(out["rivals"], ["method", "flops_per_step", "flop_ratio", "ms_per_step",
+                                     "time_ratio"])
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(out, indent=2))
+    print(f"\nwritten {a.out}")
+    if a.readme is not None and a.part == "all":
+        from paperlib.repro.report import splice_readme
+
+        md = [f"Measured by `make bench` on {device.type} ({out['threads']} threads, "
+              f"torch {out['torch']}); medians of {a.repeats} interleaved repeats.", "",
+              "Part 1, engine step / hand-written loop:", "",
+              _markdown(out["engine"], ["arch", "hand_ms_per_step", "engine_ms_per_step", "ratio"]),
+              "", "Part 2a, freezing (LeNet, batch 128):", "",
+              _markdown(out["freezing"], FREEZE_COLS),
+              "", f"Part 2b, issue 8's targets at equal compute (MNIST, profile {a.profile}, "
+              f"seeds {a.seeds}; mean ± sd over seeds of per-seed paired values):", "",
+              _markdown(out["targets"], TARGET_COLS),
+              "", "Part 3, rivals' cost per step relative to replay (MLP 784-256-256-10, batch 64):",
+              "", _markdown(out["rivals"], ["method", "flop_ratio", "time_ratio"])]
+        splice_readme(a.readme, "\n".join(md), "<!-- bench:start -->", "<!-- bench:end -->")
+        print(f"updated the benchmark section of {a.readme}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,104 @@
+"""``make bench`` part 2b: the targets of issue 8 at equal compute, as one table.
+
+On MNIST (profile ``quick`` by default; mean ± sd over seeds of per-seed paired differences):
+
+- data-incremental: ``bandit`` against ``full_retrain``: accuracy gap (full minus bandit,
+  target <= 0.01), the bandit's share of full retraining's training FLOPs (<= 25 %) and of its
+  retraining seconds (<= 25 %); once at the bandit's own default cost and once at replay's
+  budget;
+- at replay's budget (``budget = budget_factor * epochs`` of replay, in full-model passes over
+  the new chunk per round; both methods budgeted the same way, so their metered FLOPs must
+  match within 10 %) on data-incremental, class-incremental and rotated MNIST: ``bandit`` minus
+  ``replay`` accuracy (target >= -0.003), and ``bandit`` minus ``random_weights`` /
+  ``random_samples`` accuracy (target > 0: the bandit's choice beats chance).
+
+Every target prints PASS or MISS; nothing is tuned to pass.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from typing import Any
+
+from paperlib.serving.config import RunConfig
+
+SCENARIOS = ("data_incremental", "class_incremental", "rotated")
+AT_REPLAY_BUDGET = ("bandit", "replay", "random_weights", "random_samples")
+
+
+def replay_budget(profile: str) -> float:
+    """Replay's default step count in budget units: ``budget_factor * epochs`` full passes
+    over the new chunk per round (quick profile: 2 x 2 = 4)."""
+    cfg = RunConfig.from_params({"dataset": "mnist", "method": "replay", "profile": profile})
+    return float(cfg.hparams["budget_factor"] * cfg.epochs)
+
+
+def target_runs(device: str, seeds: list[int], profile: str,
+                run: Callable[..., Any] | None = None) -> list[dict[str, Any]]:
+    """Every run the targets need, one summary row each (``budget`` None = own default)."""
+    if run is None:
+        from paperlib.serving.runner import run
+    b = replay_budget(profile)
+    plan = [("data_incremental", m, None) for m in ("bandit", "full_retrain")]
+    plan += [(sc, m, b) for sc in SCENARIOS for m in AT_REPLAY_BUDGET]
+    rows = []
+    for scenario, method, budget in plan:
+        for seed in seeds:
+            s = run({"dataset": "mnist", "scenario": scenario, "method": method, "seed": seed,
+                     "profile": profile, "device": device, "budget": budget}, store=False).summary
+            rows.append({"scenario": scenario, "method": method, "budget": budget, "seed": seed,
+                         "final_avg_accuracy": s["final_avg_accuracy"],
+                         "train_flops": s["train_flops"], "retrain_seconds": s["retrain_seconds"],
+                         "grad_steps": s["grad_steps"]})
+    return rows
+
+
+def _paired(rows: list[dict[str, Any]], scenario: str, a: tuple[str, float | None],
+            b: tuple[str, float | None], fn: Callable[[dict, dict], float]) -> list[float]:
+    """``fn(run of a, run of b)`` for every seed both have."""
+    def pick(method: str, budget: float | None) -> dict[int, dict]:
+        return {r["seed"]: r for r in rows if r["scenario"] == scenario
+                and r["method"] == method and r["budget"] == budget}
+    ra, rb = pick(*a), pick(*b)
+    return [fn(ra[s], rb[s]) for s in sorted(ra) if s in rb]
+
+
+def _row(target: str, scenario: str, values: list[float], goal: str,
+         ok: Callable[[list[float]], bool], pct: bool = False) -> dict[str, Any]:
+    mean = statistics.mean(values)
+    sd = statistics.stdev(values) if len(values) > 1 else float("nan")
+    text = (f"{mean:.1%} ± {sd:.1%}" if pct else f"{mean:+.4f} ± {sd:.4f}")
+    return {"target": target, "scenario": scenario, "value": text, "goal": goal,
+            "verdict": "PASS" if ok(values) else "MISS", "mean": mean, "sd": sd,
+            "n_seeds": len(values)}
+
+
+def evaluate_targets(rows: list[dict[str, Any]], profile: str) -> list[dict[str, Any]]:
+    """The table of issue 8's targets from :func:`target_runs` rows."""
+    b = replay_budget(profile)
+    acc = "final_avg_accuracy"
+    out = []
+    di = "data_incremental"
+    for label, budget in (("own default", None), (f"replay's budget {b:g}", b)):
+        bandit, full = ("bandit", budget), ("full_retrain", None)
+        out.append(_row(f"full_retrain minus bandit ({label}), accuracy", di,
+                        _paired(rows, di, full, bandit, lambda f, x: f[acc] - x[acc]),
+                        "<= 0.01", lambda v: statistics.mean(v) <= 0.01))
+        for key, what in (("train_flops", "training FLOPs"), ("retrain_seconds", "seconds")):
+            out.append(_row(f"bandit ({label}) / full_retrain, {what}", di,
+                            _paired(rows, di, bandit, full, lambda x, f, k=key: x[k] / f[k]),
+                            "<= 25%", lambda v: statistics.mean(v) <= 0.25, pct=True))
+    for sc in SCENARIOS:
+        bandit = ("bandit", b)
+        ratio = _paired(rows, sc, bandit, ("replay", b), lambda x, r: x["train_flops"] / r["train_flops"])
+        out.append(_row("bandit / replay, training FLOPs (matched)", sc, ratio, "within 10% each seed",
+                        lambda v: all(abs(x - 1) <= 0.10 for x in v), pct=True))
+        out.append(_row("bandit minus replay, accuracy", sc,
+                        _paired(rows, sc, bandit, ("replay", b), lambda x, r: x[acc] - r[acc]),
+                        ">= -0.003", lambda v: statistics.mean(v) >= -0.003))
+        for rival in ("random_weights", "random_samples"):
+            out.append(_row(f"bandit minus {rival}, accuracy", sc,
+                            _paired(rows, sc, bandit, (rival, b), lambda x, r: x[acc] - r[acc]),
+                            "> 0", lambda v: statistics.mean(v) > 0))
+    return out

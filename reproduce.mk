@@ -49,6 +49,8 @@ sweep: $(STAMP)
 reproduce: sweep
 	$(MAKE) --no-print-directory reproduce-notebooks
 	$(PY) -m paperlib.repro.report --profile $(PROFILE) --readme README.md
+	$(PY) -m paperlib.repro.report --readme README.md \
+	  --splice 07_cost_vs_accuracy_matched_budgets budget-results
 	@echo "== figures in figures/, tables in figures/tables/, executed notebooks in $(EXEC_DIR)/ =="
 
 reproduce-notebooks: $(REPRO_OUT)

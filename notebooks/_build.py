@@ -248,6 +248,9 @@ table = budget_plots.matched_budget_table(curves.summaries)
 nb.save_table(table, nb.name("matched_budgets"), grid=curves,
               caption="Final average accuracy (mean ± sd over seeds) of every method at each "
                       "per-round budget (full-model passes over the new chunk)")
+nb.save_table(budget_plots.budget_claims_table(curves.summaries), nb.name("budget_points"),
+              grid=curves, caption="Every budget point (mean ± sd over seeds), the budget folded "
+                                    "into the scenario (scenario@budget)")
 table''',
     ])
 

@@ -94,6 +94,24 @@ def budget_curves(summaries: pd.DataFrame, title: str | None = None) -> Figure:
     return fig
 
 
+def budget_claims_table(summaries: pd.DataFrame) -> pd.DataFrame:
+    """:func:`budget_points` with the budget folded into the scenario (``data_incremental@4``;
+    ``data_incremental@default`` for a method at its own cost): the long form that README claims
+    address (:mod:`paperlib.repro.claims`, e.g. ``in tables/07_cost_vs_accuracy_budget_points
+    final_avg_accuracy mnist/data_incremental@4 replay > bandit``).
+
+    >>> s = pd.DataFrame({"dataset": "d", "scenario": "s", "method": "m", "seed": [0, 1],
+    ...                   "budget": [2.0, float("nan")], "final_avg_accuracy": [0.8, 0.9],
+    ...                   "train_flops": 1e9, "retrain_seconds": 1.0, "grad_steps": 10})
+    >>> budget_claims_table(s)["scenario"].tolist()
+    ['s@2', 's@default']
+    """
+    pts = budget_points(summaries)
+    pts["scenario"] = [f"{s}@{'default' if pd.isna(b) else format(b, 'g')}"
+                       for s, b in zip(pts["scenario"], pts["budget"], strict=True)]
+    return pts.drop(columns="budget")
+
+
 def matched_budget_table(summaries: pd.DataFrame) -> pd.DataFrame:
     """Methods side by side at each budget: one row per (dataset, scenario, budget), one
     column per method with ``accuracy mean ± sd``, plus the mean metered training FLOPs of the

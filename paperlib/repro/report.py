@@ -370,7 +370,23 @@ def main(argv: list[str] | None = None) -> int:
                         help="only check the '<!-- claim: ... -->' markers of this file against "
                              "the tables under --figures-dir (see paperlib.repro.claims); exit 1 if "
                              "one is false")
+    parser.add_argument("--splice", nargs=2, action="append", default=[],
+                        metavar=("TABLE", "MARKER"),
+                        help="only splice the generated table <figures-dir>/tables/TABLE.md into "
+                             "--readme between the MARKER markers (repeatable)")
     args = parser.parse_args(argv)
+    if args.splice:
+        if args.readme is None:
+            parser.error("--splice needs --readme")
+        for name, m in args.splice:
+            table_md = args.figures_dir / "tables" / f"{name}.md"
+            if not table_md.exists():
+                print(f"error: no table {table_md}; run its notebook first", file=sys.stderr)
+                return 1
+            splice_readme(args.readme, table_md.read_text(), f"<!-- {m}:start -->",
+                          f"<!-- {m}:end -->")
+            print(f"spliced {table_md} into {args.readme} ({m})")
+        return 0
     if args.check_claims is not None:
         from paperlib.repro.claims import check_claims
 

@@ -75,7 +75,7 @@ def budget_curves(summaries: pd.DataFrame, title: str | None = None) -> Figure:
             for _, row in point.iterrows():
                 ax.errorbar(row[f"{FLOPS}_mean"], row[f"{ACC}_mean"],
                             xerr=np.nan_to_num(row[f"{FLOPS}_std"]),
-                            yerr=np.nan_to_num(row[f"{ACC}_std"]), fmt=st["marker"],
+                            yerr=np.nan_to_num(row[f"{ACC}_std"]), marker=st["marker"], linestyle="none",
                             color=st["color"], markersize=7, capsize=2, linewidth=0.9,
                             markeredgecolor="0.1",
                             label=method if not len(curve) else f"{method} (own default)")

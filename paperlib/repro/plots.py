@@ -418,7 +418,7 @@ def pareto(summaries: pd.DataFrame, cost: str = "train_flops",
             st = styles[row["method"]]
             ax.errorbar(row[f"{cost}_mean"], row[f"{accuracy}_mean"],
                         xerr=np.nan_to_num(row[f"{cost}_std"]),
-                        yerr=np.nan_to_num(row[f"{accuracy}_std"]), fmt=st["marker"],
+                        yerr=np.nan_to_num(row[f"{accuracy}_std"]), marker=st["marker"], linestyle="none",
                         color=st["color"], markersize=6, capsize=2, linewidth=0.9,
                         label=row["method"])
             ax.annotate(row["method"], (row[f"{cost}_mean"], row[f"{accuracy}_mean"]),

@@ -4,9 +4,11 @@ The results key (:meth:`paperlib.serving.config.RunConfig.key`) hashes the run's
 with :func:`key_context`, so a cached run is served only to the same
 
 - **code**: :func:`code_hash`, a sha256 over the relative path and the bytes of every
-  ``paperlib/**/*.py`` file (sorted by path; computed once per process). It depends on file
+  ``paperlib/**/*.py`` file that can change a run's numbers: all but the reproduction layer
+  ``paperlib/repro/`` (grids, figures, tables, notebooks, benchmarks, sweeps), which only
+  schedules runs and draws them (sorted by path; computed once per process). It depends on file
   contents only, not on git: a fresh clone, a tarball or a copy of the package give the same
-  hash, and any edit (even a comment) gives a new one. The git revision is recorded next to it
+  hash, and any edit (even a comment) of a hashed file gives a new one. The git revision is recorded next to it
   (``env.json``) for humans, but is not part of the key.
 - **data**: :func:`data_identity`, the expected checksums of the source files of the dataset
   variant that :func:`paperlib.data.datasets.load_dataset` will use, found without loading the data
@@ -39,13 +41,20 @@ ENV_THREADS = "PAPERLIB_THREADS"
 DEFAULT_THREADS = 1
 
 
+#: Sub-packages of ``paperlib`` left out of :func:`code_hash`: they schedule, draw and report
+#: runs, but a run's numbers do not depend on them.
+UNHASHED = ("repro",)
+
+
 def hash_package(package_dir: str | Path) -> str:
     """sha256 (16 hex digits) over ``relative path NUL bytes NUL`` of every ``*.py`` file under
-    ``package_dir``, sorted by relative path (POSIX separators)."""
+    ``package_dir`` except those in :data:`UNHASHED` sub-packages, sorted by relative path
+    (POSIX separators)."""
     root = Path(package_dir)
     h = hashlib.sha256()
     for path in sorted(root.rglob("*.py"), key=lambda p: p.relative_to(root).as_posix()):
-        if "__pycache__" in path.parts:
+        rel = path.relative_to(root)
+        if "__pycache__" in path.parts or rel.parts[0] in UNHASHED:
             continue
         h.update(path.relative_to(root).as_posix().encode() + b"\0")
         h.update(path.read_bytes() + b"\0")

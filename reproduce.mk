@@ -85,13 +85,17 @@ $(EXEC_DIR)/07_cost_vs_accuracy.ipynb: notebooks/07_cost_vs_accuracy.ipynb $(NB_
 # The real streams are small enough for the full paper settings on a CPU: run them on their own
 # (3 seeds), with figures in figures/paper/ and their table in README's paper-results section.
 .PHONY: reproduce-paper-streams
+# STREAM_METHODS: the methods of the paper-profile streams (default: the committed run's list;
+# empty = the notebook's default, every rival included, about an hour on 2 cores because of GSS).
+STREAM_METHODS ?= finetune,full_retrain,scratch,replay,bandit,ewc,online_ewc,si,mas,derpp,er_ace
+STREAM_METHODS_P = $(if $(STREAM_METHODS),-p methods $(STREAM_METHODS))
 reproduce-paper-streams: $(STAMP)
 	mkdir -p notebooks/executed/paper
-	$(SWEEP) -p profile paper --notebook 04_real_streams
+	$(SWEEP) -p profile paper --notebook 04_real_streams $(STREAM_METHODS_P)
 	for d in weather elec2; do \
 	  $(NB_ENV) $(PY) -m paperlib.repro.notebooks --cwd notebooks notebooks/04_real_streams.ipynb \
 	    notebooks/executed/paper/04_real_streams_$$d.ipynb -p profile paper -p device $(DEVICE) \
-	    -p dataset $$d -p figures_dir ../figures/paper || exit 1; \
+	    -p dataset $$d -p figures_dir ../figures/paper $(STREAM_METHODS_P) || exit 1; \
 	done
 	$(PY) -m paperlib.repro.report --profile paper --figures-dir figures/paper --readme README.md \
 	  --readme-marker paper-results

@@ -211,22 +211,28 @@ def main(argv: list[str] | None = None) -> int:
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(out, indent=2))
     print(f"\nwritten {a.out}")
-    if a.readme is not None and a.part == "all":
+    if a.readme is not None:
         from paperlib.repro.report import splice_readme
 
-        md = [f"Measured by `make bench` on {device.type} ({out['threads']} threads, "
-              f"torch {out['torch']}); medians of {a.repeats} interleaved repeats.", "",
-              "Part 1, engine step / hand-written loop:", "",
-              _markdown(out["engine"], ["arch", "hand_ms_per_step", "engine_ms_per_step", "ratio"]),
-              "", "Part 2a, freezing (LeNet, batch 128):", "",
-              _markdown(out["freezing"], FREEZE_COLS),
-              "", f"Part 2b, issue 8's targets at equal compute (MNIST, profile {a.profile}, "
-              f"seeds {a.seeds}; mean ± sd over seeds of per-seed paired values):", "",
-              _markdown(out["targets"], TARGET_COLS),
-              "", "Part 3, rivals' cost per step relative to replay (MLP 784-256-256-10, batch 64):",
-              "", _markdown(out["rivals"], ["method", "flop_ratio", "time_ratio"])]
-        splice_readme(a.readme, "\n".join(md), "<!-- bench:start -->", "<!-- bench:end -->")
-        print(f"updated the benchmark section of {a.readme}")
+        parts = {
+            "engine": ("Part 1, engine step / hand-written loop:",
+                       ["arch", "hand_ms_per_step", "engine_ms_per_step", "ratio"]),
+            "freezing": ("Part 2a, freezing (LeNet, batch 128):", FREEZE_COLS),
+            "targets": (f"Part 2b, issue 8's targets at equal compute (MNIST, profile "
+                        f"{a.profile}, seeds {a.seeds}; mean ± sd over seeds of per-seed paired "
+                        "values):", TARGET_COLS),
+            "rivals": ("Part 3, rivals' cost per step relative to replay (MLP 784-256-256-10, "
+                       "batch 64):", ["method", "flop_ratio", "time_ratio"]),
+        }
+        for key, (title, cols) in parts.items():  # each part has its own README section
+            if key not in out:
+                continue
+            md = [f"Measured by `make bench` (`--part {a.part}`) on {device.type} "
+                  f"({out['threads']} threads, torch {out['torch']}); medians of {a.repeats} "
+                  "interleaved repeats.", "", title, "", _markdown(out[key], cols)]
+            splice_readme(a.readme, "\n".join(md), f"<!-- bench-{key}:start -->",
+                          f"<!-- bench-{key}:end -->")
+        print(f"updated the benchmark sections of {a.readme}")
     return 0
 
 

@@ -1,7 +1,7 @@
 # paperlib: every target creates/refreshes its own environment first.
-#   make test                 set up .venv, run lint + the whole test suite (CPU, < 15 min on 2 cores)
+#   make test                 set up .venv, run lint + the whole test suite (in parallel; < 5 min on 2 cores)
 #   make reproduce            run every notebook with PROFILE=paper (default) or PROFILE=quick
-#   make bench                side-by-side speed benchmarks
+#   make bench                side-by-side speed benchmarks, then the timing tests (-m timing)
 #   make lab                  JupyterLab on notebooks/ with the project's kernel (.venv)
 #   make check-reproduction   rerun PROFILE=quick into a temp dir, compare with the committed tables
 #   make reproduce-plan / gpu-bundle / gpu-check   one GPU: see gpu.mk
@@ -29,21 +29,27 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@if [ -n "$(TORCH_INDEX_URL)" ]; then \
 	  $(PY) -m pip install -q -c constraints.txt torch --index-url "$(TORCH_INDEX_URL)"; fi
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install -q --no-compile -c constraints.txt -e '.[dev]'
+	@# byte-compile on every core (pip compiles one file at a time); third-party files that
+	@# do not compile (old test fixtures) are skipped, as pip skips them
+	-$(PY) -m compileall -q -j 0 $(VENV)/lib >/dev/null 2>&1
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check paperlib tests notebooks
 
+# Tests run in parallel, one pytest-xdist worker per core (TEST_WORKERS=0: serially, in-process).
+TEST_WORKERS ?= auto
 test: $(STAMP) lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist worksteal)
 
 include reproduce.mk
 include gpu.mk
 
 bench: $(STAMP)
 	PAPERLIB_DATA_MIRROR="$(REPRO_MIRROR)" $(PY) -m paperlib.repro.bench --seeds 0,1,2 --readme README.md
+	$(PY) -m pytest -q -p no:cacheprovider -m timing tests
 
 # The kernel named python3 inside .venv is the project's (installed by the venv step above);
 # LAB_ARGS passes options through, e.g. make lab LAB_ARGS="--no-browser --port 8899"

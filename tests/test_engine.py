@@ -148,7 +148,12 @@ def test_every_method_runs(method):
             assert s["trainable_fraction"] < 1.0
             assert "weight_groups" in result.tables
     if method in ("bandit", "bandit_samples_only", "random_weights"):
-        assert set(result.tables["sample_arms"]["arm"]) >= {"new", "round 0"}
+        # mixed batches (new_share 0.5): every batch holds new data, the arms are past rounds
+        arms = set(result.tables["sample_arms"]["arm"])
+        assert "round 0" in arms and "new" not in arms
+    if method == "bandit_samples_only":  # new_share=0: the new chunk is an arm of its own
+        old = run({**SMOKE, "method": method, "new_share": 0}, store=False)
+        assert set(old.tables["sample_arms"]["arm"]) >= {"new", "round 0"}
 
 
 def test_same_seed_same_first_model_across_methods():

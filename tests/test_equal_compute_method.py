@@ -122,11 +122,14 @@ def test_sample_bandit_memory_is_bounded_and_grouped_by_arrival():
         assert len(source.memory) == min(50, len(seen))
     assert len(set(scoring[1:])) == 1, "scoring the memory costs the same every round"
     assert set(source.memory.arrival.tolist()) <= set(range(1, 6))
-    # grouping by chunk keeps each stored sample's arrival round
-    by_chunk = SampleBandit(memory_size=50)
-    by_chunk.start_round(_ctx(model, _chunk(10, [9], 9), seen, r=6), batch_size=8)
-    names = by_chunk.arm_names
-    assert names[0] == "new" and all(n.startswith("round ") for n in names[1:]) and len(names) > 2
+    # grouping by chunk keeps each stored sample's arrival round; mixed batches (the default)
+    # make the memory's rounds the only arms, new_share=0 adds the new chunk as arm 0
+    for share, first in ((0.5, []), (0.0, ["new"])):
+        by_chunk = SampleBandit(memory_size=50, new_share=share)
+        by_chunk.start_round(_ctx(model, _chunk(10, [9], 9), seen, r=6), batch_size=8)
+        names = by_chunk.arm_names
+        assert names[:len(first)] == first and len(names) - len(first) > 1
+        assert all(n.startswith("round ") for n in names[len(first):])
 
 
 def test_frozen_batch_norm_statistics_do_not_move():

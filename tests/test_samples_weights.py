@@ -59,19 +59,24 @@ def test_sample_bandit_arms_by_grouping():
     seen.add(_chunk(60, [0, 1], 0), 0)
     seen.add(_chunk(60, [2, 3], 1), 1)
     new = _chunk(30, [4], 2)
-    expect = {"chunk": ["new", "round 0", "round 1"],
-              "class": ["new", "class 0", "class 1", "class 2", "class 3"],
-              "loss": ["new", "loss q1/4", "loss q2/4", "loss q3/4", "loss q4/4"]}
-    for grouping, names in expect.items():
-        source = SampleBandit(grouping=grouping)
-        source.start_round(_ctx(model, new, seen, r=2), batch_size=8)
-        assert source.arm_names == names
-        for _ in range(20):
-            x, y, arm = source.next_batch()
-            if grouping == "class" and arm > 0:
-                assert (y == int(names[arm].split()[1])).all()
-            if grouping == "chunk" and arm == 0:
-                assert (y == 4).all()
+    expect = {"chunk": ["round 0", "round 1"],
+              "class": ["class 0", "class 1", "class 2", "class 3"],
+              "loss": ["loss q1/4", "loss q2/4", "loss q3/4", "loss q4/4"]}
+    # new_share=0: the whole batch from the picked arm, the new chunk being arm 0 ("new");
+    # new_share=0.5 (default): 4 of 8 rows from the new chunk, the other 4 from the picked arm
+    for share, n_new, first in ((0.0, 0, ["new"]), (0.5, 4, [])):
+        for grouping, memory_arms in expect.items():
+            names = first + memory_arms
+            source = SampleBandit(grouping=grouping, new_share=share)
+            source.start_round(_ctx(model, new, seen, r=2), batch_size=8)
+            assert source.arm_names == names
+            for _ in range(20):
+                x, y, arm = source.next_batch()
+                assert (y[:n_new] == 4).all()
+                if grouping == "class" and names[arm] != "new":
+                    assert (y[n_new:] == int(names[arm].split()[1])).all()
+                if grouping == "chunk":
+                    assert ((y[n_new:] == 4) == (names[arm] == "new")).all()
 
 
 def test_quantile_scaler_maps_into_unit_interval():

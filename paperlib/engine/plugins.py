@@ -110,6 +110,12 @@ class Plugin:
     """
 
     needs_hidden: bool = False
+    #: True when, in round 0 (no served model; the runner trains the first model with
+    #: ``NewOnly``), the plugin changes neither the loss nor its own state, draws no random
+    #: numbers and reports no compute, so the first model trains exactly as without it. The
+    #: runner may then reuse a first model trained for another method of the same run
+    #: settings (:mod:`paperlib.serving.runner`). False (the safe default) always trains it.
+    inert_in_round0: bool = False
 
     def before_round(self, ctx: RoundContext) -> None:
         """Called once before the first step of a round."""

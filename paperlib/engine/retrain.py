@@ -242,7 +242,7 @@ class Retrainer:
                 meter.add_step(len(y), names)
                 if source.wants_reward:  # the source meters any pass its reward makes
                     # one host sync per step, kept: the host-side policy needs the reward now
-                    source.update(arm, float(loss.detach()))
+                    source.update(arm, float(source.reward_loss(sc).detach()))
                 if watch.due(step):
                     watch.check(ctx.round_index)
                 step += 1

@@ -151,6 +151,11 @@ class SampleSource:
     def update(self, arm: int, loss: float) -> None:
         """The last batch's training loss (mean, before the update; only when ``wants_reward``)."""
 
+    def reward_loss(self, step) -> torch.Tensor:  # noqa: ANN001 - StepContext
+        """The loss the retrainer hands to :meth:`update`: the step's training loss (a source
+        whose batch mixes parts can score one part, from the step's logits: no extra pass)."""
+        return step.loss
+
     def end_round(self, ctx) -> None:  # noqa: ANN001
         """Called after the round's last step."""
 
@@ -336,6 +341,13 @@ class SampleBandit(SampleSource):
     chunk and held out of every arm for the round (one charged forward of that batch per step,
     plus one before the first step).
 
+    Batches: with ``new_share > 0`` (default 0.5, replay's split) every batch holds
+    ``round(new_share * B)`` samples of the arriving chunk and the rest from the memory arm the
+    policy picks, so the new data is always learned and the bandit chooses only *which past
+    data* is replayed; the arm's reward then scores the memory part's loss (from the step's
+    logits, no extra pass). ``new_share=0``: the whole batch comes from the picked arm, and the
+    new chunk is one more arm (the reconstruction before issue 8's equal-compute work).
+
     Budget: ``budget_factor * epochs * ceil(n_new / B)`` steps, independent of how much past
     data exists.
     """
@@ -346,9 +358,14 @@ class SampleBandit(SampleSource):
     def __init__(self, epochs: float = 1.0, budget_factor: float = 2.0, policy: str = "exp3s",
                  grouping: str = "chunk", reward: str = "visit_progress", n_loss_groups: int = 4,
                  pool_size: int = 20000, holdout_size: int = 256, seed: int = 0,
-                 policy_kwargs: dict | None = None, memory_size: int | None = 2000) -> None:
+                 policy_kwargs: dict | None = None, memory_size: int | None = 2000,
+                 new_share: float = 0.5) -> None:
         super().__init__()
         from paperlib.engine.rewards import make_reward
+
+        if not 0.0 <= new_share < 1.0:
+            raise ValueError("new_share must be in [0, 1)")
+        self.new_share = new_share
 
         if grouping not in ("chunk", "class", "loss"):
             raise ValueError("grouping must be 'chunk', 'class' or 'loss'")
@@ -396,10 +413,18 @@ class SampleBandit(SampleSource):
             pick = pick.to(ctx.device)
             keep[pick] = False
             self.holdout = self.reward_fn.holdout = self.pool[0][pick], self.pool[1][pick]
-        arms = [("new", torch.arange(n_new, device=ctx.device))]
-        arms += [(name, idx.to(ctx.device) + n_new) for name, idx in self._past_arms(ctx)]
-        arms = [(name, idx[keep[idx]]) for name, idx in arms]
-        arms = [a for a in arms if a[1].numel()]
+        new_rows = torch.arange(n_new, device=ctx.device)
+        past = [(name, idx.to(ctx.device) + n_new) for name, idx in self._past_arms(ctx)]
+        past = [(name, idx[keep[idx]]) for name, idx in past]
+        past = [a for a in past if a[1].numel()]
+        new_rows = new_rows[keep[new_rows]]
+        mixed = self.new_share > 0 and bool(past) and bool(new_rows.numel()) and batch_size > 1
+        # mixed: a fixed share of every batch from the new chunk, the rest from the picked arm
+        # (at least one row each: an empty arm part would leave the arm's reward undefined)
+        self.n_new = min(batch_size - 1, max(1, round(batch_size * self.new_share))) if mixed else 0
+        self.new_cycler = _Cycler(new_rows, ctx.generator) if mixed else None
+        arms = past if mixed else [a for a in [("new", new_rows), *past]
+                                   if a[1].numel()]
         self.arm_names = [a[0] for a in arms]
         self.cyclers = [_Cycler(a[1], ctx.generator) for a in arms]
         self.policy = make_policy(self.policy_name, len(arms), seed=self.seed * 1000 + ctx.round_index,
@@ -423,10 +448,24 @@ class SampleBandit(SampleSource):
         self.step += 1
         arm = self.policy.pull() if len(self.arm_names) > 1 else 0
         self.pulls[arm] += 1
-        x, y = self._take(self.cyclers[arm].take(self.batch_size))
-        if self.reward_fn.needs_batch:
-            self.reward_fn.batch = x, y
+        idx = self.cyclers[arm].take(self.batch_size - self.n_new)
+        if self.n_new:
+            idx = torch.cat([self.new_cycler.take(self.n_new), idx])
+        x, y = self._take(idx)
+        if self.reward_fn.needs_batch:  # the arm's own part of the batch
+            self.reward_fn.batch = x[self.n_new:], y[self.n_new:]
         return x, y, arm
+
+    def reward_loss(self, step) -> torch.Tensor:  # noqa: ANN001 - StepContext
+        """Mixed batches: the mean cross-entropy of the arm's part (rows ``n_new:``)."""
+        if not self.n_new:
+            return step.loss
+        import torch.nn.functional as F
+
+        from paperlib.engine.losses import apply_heads
+
+        logits, y = step.logits.detach()[self.n_new:], step.y[self.n_new:]
+        return F.cross_entropy(apply_heads(logits, y, step.round.heads), y)
 
     def update(self, arm: int, loss: float) -> None:
         raw = self.reward_fn(self.ctx, arm, loss)
@@ -448,7 +487,7 @@ class SampleBandit(SampleSource):
         if self.memory is not ctx.seen:
             self.memory.add(ctx.new_chunk, ctx.round_index)
         self.reward_fn.batch = self.reward_fn.holdout = None
-        del self.ctx, self.cyclers
+        del self.ctx, self.cyclers, self.new_cycler
         self.pool = self.last_index = None
 
 

@@ -35,6 +35,7 @@ class DarkReplay(Replay, Plugin):
     memory's slots."""
 
     name = "der"
+    inert_in_round0 = True  # its loss applies only while it is the round's source
 
     def __init__(self, epochs: float = 1.0, memory_size: int = 2000, replay_ratio: float = 0.5,
                  budget_factor: float = 2.0, alpha: float = 1.0, beta: float = 0.0) -> None:

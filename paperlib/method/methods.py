@@ -41,6 +41,11 @@ _HP: dict[str, tuple[Spec, Any, str]] = {
                      0.5, "Chaudhry et al. 2019"),
     "sample_policy": (Spec("str", help="bandit policy over data groups"), "exp3s",
                       "Graves et al. 2017 (Exp3.S for curricula)"),
+    "new_share": (Spec("float", lo=0.0, hi=0.99,
+                       help="share of each sample-bandit batch from the new chunk; the rest "
+                            "comes from the memory arm the policy picks (0 = whole batch from "
+                            "the picked arm, the new chunk being one more arm)"),
+                  0.5, "ours (replay's split, Chaudhry et al. 2019; issue 8)"),
     "sample_grouping": (Spec("str", ("chunk", "class", "loss")), "chunk", "NOTES.md"),
     "sample_reward": (Spec("str", ("visit_progress", "batch_progress", "holdout"),
                            help="visit_progress: loss change between an arm's visits (no extra "
@@ -69,6 +74,10 @@ _HP: dict[str, tuple[Spec, Any, str]] = {
     "neuron_cache": (Spec("bool", help="served-model activations cached once per round, "
                                        "not a served forward per step"),
                      True, "ours (as DER caches logits, Buzzega et al. 2020); false = authors'"),
+    "neuron_anchors": (Spec("int", lo=1, optional=True,
+                            help="pool samples per round the cached neuron term covers "
+                                 "(None = all; each costs one served forward)"),
+                       256, "ours (issue 8: the term's served forwards bounded per round)"),
     "importance_samples": (Spec("int", lo=1, help="samples that estimate importances per round"),
                            256, "ours (per-sample gradients are costly on CPU)"),
     "lam": (Spec("float", lo=0.0, help="regulariser strength"), None,
@@ -130,14 +139,15 @@ def _sni(hp: dict[str, Any]) -> Plugin:
     return SynapseNeuronImportance(
         lam_synapse=hp["lam_synapse"], lam_neuron=hp["lam_neuron"], importance=hp["importance"],
         use_neuron_term=hp["neuron_term"], neuron_mode=hp["neuron_mode"],
-        importance_samples=hp["importance_samples"], neuron_cache=hp["neuron_cache"])
+        importance_samples=hp["importance_samples"], neuron_cache=hp["neuron_cache"],
+        neuron_anchors=hp["neuron_anchors"])
 
 
 def _sample_bandit(hp: dict[str, Any], epochs: float, seed: int, random: bool = False) -> SampleSource:
     cls = RandomSamples if random else SampleBandit
     kw = {} if random else {"policy": hp["sample_policy"], "reward": hp["sample_reward"]}
     return cls(epochs=epochs, budget_factor=hp["budget_factor"], grouping=hp["sample_grouping"],
-               seed=seed, memory_size=hp["memory_size"], **kw)
+               seed=seed, memory_size=hp["memory_size"], new_share=hp["new_share"], **kw)
 
 
 def _weight_bandit(hp: dict[str, Any], seed: int, random: bool = False) -> WeightScope:
@@ -161,19 +171,19 @@ def _regularized(reg_name: str, **args: str) -> Callable[[dict[str, Any], float,
 _FISHER_ARGS = {"lam": "lam", "importance_samples": "importance_samples"}
 
 
-_PAPER_HP = ("budget_factor", "memory_size", "sample_policy", "sample_grouping", "sample_reward",
+_PAPER_HP = ("budget_factor", "memory_size", "new_share", "sample_policy", "sample_grouping", "sample_reward",
              "weight_policy", "k_groups", "reselect_every", "weight_reward", "train_head_always",
              "lam_synapse", "lam_neuron", "importance", "neuron_term", "neuron_mode",
-             "neuron_cache", "importance_samples")
+             "neuron_cache", "neuron_anchors", "importance_samples")
 # The random ablations take the full method's hyper-parameters except those of the policy they
 # replace (which would be accepted and silently ignored).
 _RANDOM_S_HP = tuple(h for h in _PAPER_HP if h not in ("sample_policy", "sample_reward"))
 _RANDOM_W_HP = tuple(h for h in _PAPER_HP if h not in ("weight_policy", "weight_reward"))
-_SAMPLE_HP = ("budget_factor", "memory_size", "sample_policy", "sample_grouping", "sample_reward")
+_SAMPLE_HP = ("budget_factor", "memory_size", "new_share", "sample_policy", "sample_grouping", "sample_reward")
 _WEIGHT_HP = ("budget_factor", "weight_policy", "k_groups", "reselect_every", "weight_reward",
               "train_head_always")
 _REG_HP = ("budget_factor", "lam_synapse", "lam_neuron", "importance", "neuron_term",
-           "neuron_mode", "neuron_cache", "importance_samples")
+           "neuron_mode", "neuron_cache", "neuron_anchors", "importance_samples")
 
 def _memory(hp: dict[str, Any]) -> tuple[int, float, float]:
     return hp["memory_size"], hp["replay_ratio"], hp["budget_factor"]

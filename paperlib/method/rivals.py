@@ -208,6 +208,7 @@ class ERACE(Replay, Plugin):
     No extra passes. This object is both the sample source and the plugin that sets the loss."""
 
     name = "er_ace"
+    inert_in_round0 = True  # its loss applies only while it is the round's source
 
     def __init__(self, epochs: float = 1.0, memory_size: int = 2000, replay_ratio: float = 0.5,
                  budget_factor: float = 2.0) -> None:

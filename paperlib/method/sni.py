@@ -25,6 +25,7 @@ from paperlib.method.importance import (
     _quadratic,
     _report,
     _snapshot,
+    fisher_and_neuron_importance,
     mas_importance,
     neuron_importance,
     squared_batch_gradients,
@@ -56,14 +57,21 @@ class SynapseNeuronImportance(Regularizer):
             from the served model's cross-entropy on the current mini-batch (an extra
             forward+backward per step; fisher ``Omega^s`` = squared mini-batch gradient).
         si_xi: the path integral's damping (importance "si").
-        neuron_cache: the served model's block outputs ``h(x; theta_old)`` are computed once
-            per round for every sample the batches can come from
-            (:attr:`~paperlib.engine.plugins.RoundContext.batch_pool`, charged as one forward pass over
-            it) and looked up by the batch's rows (:attr:`~paperlib.engine.plugins.StepContext.index`)
-            (ours). False: one served-model forward of the batch per step (charged), the
-            authors' way. Both run the served model in the training model's mode; for a
-            batch-norm network the cached outputs use the statistics of cache batches (same
-            size, random composition) instead of the training batch's own.
+        neuron_cache: the served model's block outputs ``h(x; theta_old)`` are cached per
+            round for the samples of :attr:`~paperlib.engine.plugins.RoundContext.batch_pool`,
+            each computed the first time a batch draws it (charged as one forward per computed
+            sample) and looked up by the batch's rows
+            (:attr:`~paperlib.engine.plugins.StepContext.index`) (ours). False: one served-model
+            forward of the batch per step (charged), the authors' way. Both run the served model
+            in the training model's mode; for a batch-norm network a cached row's outputs use
+            the statistics of the rows first computed with it instead of its later batches'.
+        neuron_anchors: the cached neuron term covers only the batch's rows among a random set
+            of this many pool samples per round (256, ours, issue 8): the penalty's mean over
+            those rows estimates the mean over the batch, and the served forwards it needs are
+            bounded by the anchor count instead of the pool's size. ``None``: every row.
+        shared_pass: with ``importance="fisher"`` and the neuron term, estimate both
+            importances in one forward+backward per mini-batch
+            (:func:`~paperlib.method.importance.fisher_and_neuron_importance`), not one each.
     """
 
     name = "sni"
@@ -73,10 +81,15 @@ class SynapseNeuronImportance(Regularizer):
     def __init__(self, lam: float = 1.0, lam_synapse: float = 1e-3, lam_neuron: float = 1e-3,
                  importance: str = "fisher", use_neuron_term: bool = True,
                  neuron_mode: str = "round", importance_samples: int = 1024,
-                 batch_size: int = 256, si_xi: float = 0.1, neuron_cache: bool = True) -> None:
+                 batch_size: int = 256, si_xi: float = 0.1, neuron_cache: bool = True,
+                 neuron_anchors: int | None = 256, shared_pass: bool = True) -> None:
         super().__init__(lam)
-        self.neuron_cache = neuron_cache
+        self.neuron_cache, self.shared_pass = neuron_cache, shared_pass
+        if neuron_anchors is not None and neuron_anchors < 1:
+            raise ValueError("neuron_anchors must be >= 1 or None")
+        self.neuron_anchors = neuron_anchors
         self._cache: list[torch.Tensor] | None = None
+        self._anchor: torch.Tensor | None = None
         self._check_choice("importance", importance, self.IMPORTANCES)
         self._check_choice("neuron_mode", neuron_mode, self.MODES)
         self.lam_synapse, self.lam_neuron, self.importance = lam_synapse, lam_neuron, importance
@@ -84,6 +97,7 @@ class SynapseNeuronImportance(Regularizer):
         self.neuron_mode, self.importance_samples = neuron_mode, importance_samples
         self.batch_size, self.si_xi = batch_size, si_xi
         self.path = PathIntegral(si_xi) if importance == "si" else None
+        self.inert_in_round0 = self.path is None  # SI's path integral runs in round 0 too
         self.anchor: Importance | None = None
         self.omega_s: Importance | None = None
         self.omega_n: list[torch.Tensor] | None = None
@@ -91,13 +105,17 @@ class SynapseNeuronImportance(Regularizer):
     def before_round(self, ctx: RoundContext) -> None:
         if self.path is not None:
             self.path.begin_round(ctx.model)
-        self.anchor = self.omega_s = self.omega_n = self._cache = None
+        self.anchor = self.omega_s = self.omega_n = self._cache = self._anchor = None
         if ctx.served_model is None:
             return
         served, meter = ctx.served_model, ctx.meter
         self.anchor = _snapshot(served)
         if self.neuron_mode == "round" and (self.use_neuron_term or self.importance != "si"):
             x, y, classes = _draw(ctx, self.importance_samples, "seen")
+            if self.use_neuron_term and self.importance == "fisher" and self.shared_pass:
+                self.omega_s, self.omega_n = fisher_and_neuron_importance(
+                    served, x, y, classes, meter=meter)
+                return
             if self.use_neuron_term:
                 self.omega_n = neuron_importance(served, x, y, classes, self.batch_size, meter)
             if self.importance == "fisher":
@@ -137,36 +155,72 @@ class SynapseNeuronImportance(Regularizer):
         if self.use_neuron_term:
             if step.hidden is None:
                 raise ValueError("the neuron term needs step.hidden (needs_hidden=True)")
+            hidden = step.hidden
             if h_old is None and self.neuron_cache and step.index is not None \
                     and ctx.batch_pool is not None:
-                h_old = [h[step.index] for h in self._served_outputs(ctx, len(step.y))]
+                rows = self._anchor_rows(ctx, step.index)
+                if rows.numel() == 0:  # no anchor sample in this batch: no neuron term
+                    return self.lam * total
+                hidden = [h[rows] for h in hidden]
+                h_old = self._served_outputs(ctx, step.index[rows], len(step.y))
             if h_old is None:
                 with torch.no_grad(), _mode(ctx.served_model, train=ctx.model.training):
                     h_old = ctx.served_model(step.x, return_hidden=True)[1]
                 _report(ctx.meter, len(step.y), backward=False)
-            total = total + self.lam_neuron * _neuron_term(step.hidden, h_old, omega_n)
+            total = total + self.lam_neuron * _neuron_term(hidden, h_old, omega_n)
         return self.lam * total
 
+    def _anchor_rows(self, ctx: RoundContext, index: torch.Tensor) -> torch.Tensor:
+        """Positions in the batch (``(A,)`` int64) of the round's anchor samples: a random
+        subset of ``neuron_anchors`` rows of the batch pool, drawn at the round's first step
+        with a generator seeded by the round (``None``: every row is an anchor)."""
+        if self.neuron_anchors is None:
+            return torch.arange(len(index), device=index.device)
+        if self._anchor is None:
+            n = len(ctx.batch_pool[0])
+            seed = int(ctx.generator.initial_seed()) * 1000 + ctx.round_index
+            pick = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+            self._anchor = torch.zeros(n, dtype=torch.bool, device=index.device)
+            self._anchor[pick[:self.neuron_anchors].to(index.device)] = True
+        return self._anchor[index].nonzero().flatten()
+
     @torch.no_grad()
-    def _served_outputs(self, ctx: RoundContext, batch_size: int) -> list[torch.Tensor]:
-        """The served model's block outputs ``(P, ...)`` on ``ctx.batch_pool``, computed at the
-        round's first call (in batches of ``batch_size`` in a seeded random order, the training
-        model's mode, batch-norm running statistics untouched) and charged as one forward pass
-        over the ``P`` pool samples."""
+    def _served_outputs(self, ctx: RoundContext, index: torch.Tensor,
+                        batch_size: int) -> list[torch.Tensor]:
+        """The served model's block outputs ``(B, ...)`` for the batch rows ``index`` of
+        ``ctx.batch_pool``, from a per-round cache filled lazily: a row's outputs are computed
+        the first time a batch draws it (only the rows not yet cached, in the training model's
+        mode, batch-norm running statistics untouched) and charged as one forward pass per
+        computed row. A round therefore pays for the distinct samples its batches actually
+        use, at most one forward over the pool, and never a served forward per step.
+
+        Batch norm in train mode normalises by the forwarded rows' own statistics, which a
+        handful of missing rows (or one: an error) cannot give; there the first call computes
+        every anchor row (the whole pool if ``neuron_anchors`` is None) in seeded random
+        batches of about ``batch_size`` (the training batch's size), charged likewise."""
+        pool = ctx.batch_pool[0]
         if self._cache is None:
-            x = ctx.batch_pool[0]
-            order = torch.randperm(len(x), generator=torch.Generator().manual_seed(ctx.round_index))
-            order = order.to(x.device)
-            parts: list[list[torch.Tensor]] = []
+            self._have = torch.zeros(len(pool), dtype=torch.bool, device=pool.device)
+        missing = index[~self._have[index]].unique()
+        if missing.numel():
+            parts = [missing]
+            if ctx.model.training and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                                          for m in ctx.served_model.modules()):
+                todo = ~self._have if self._anchor is None else self._anchor & ~self._have
+                todo = todo.nonzero().flatten()
+                gen = torch.Generator().manual_seed(ctx.round_index)
+                todo = todo[torch.randperm(len(todo), generator=gen).to(todo.device)]
+                parts = list(todo.tensor_split(max(1, -(-len(todo) // batch_size))))
             with _mode(ctx.served_model, train=ctx.model.training):
-                for s in range(0, len(x), batch_size):
-                    parts.append(ctx.served_model(x[order[s:s + batch_size]], return_hidden=True)[1])
-            cache = [torch.cat(hs) for hs in zip(*parts, strict=True)]
-            inverse = torch.empty_like(order)
-            inverse[order] = torch.arange(len(order), device=order.device)
-            self._cache = [h[inverse] for h in cache]
-            _report(ctx.meter, len(x), backward=False)
-        return self._cache
+                for rows in parts:
+                    hs = ctx.served_model(pool[rows], return_hidden=True)[1]
+                    if self._cache is None:
+                        self._cache = [h.new_zeros((len(pool), *h.shape[1:])) for h in hs]
+                    for c, h in zip(self._cache, hs, strict=True):
+                        c[rows] = h
+                    self._have[rows] = True
+                    _report(ctx.meter, len(rows), backward=False)
+        return [c[index] for c in self._cache]
 
     def before_update(self, step: StepContext) -> None:
         if self.path is not None:
@@ -177,4 +231,4 @@ class SynapseNeuronImportance(Regularizer):
             self.path.accumulate(step.round.model)
 
     def after_round(self, ctx: RoundContext) -> None:
-        self._cache = None  # the served outputs are the round's only per-sample state
+        self._cache = self._have = self._anchor = None  # the round's only per-sample state

@@ -85,7 +85,7 @@ def _plugin_passes(plugins: Sequence[Any], n_prev: int, n_seen: int, batch: int
                    ) -> tuple[float, float]:
     """``(round_fixed, per_step)`` samples of the plugins' extra forwards (see
     :func:`~paperlib.repro.plan_passes.plugin_passes`)."""
-    fixed, per_step, first = plugin_passes(plugins, n_prev, n_seen, batch)
+    fixed, per_step, _first, _lazy = plugin_passes(plugins, n_prev, n_seen, batch)
     return fixed, per_step
 
 

@@ -93,10 +93,12 @@ def default_steps(source: Any, n_new: int, n_seen: int, batch: int) -> int:
 
 
 def plugin_passes(plugins: Any, n_prev: int, n_seen: int, batch: int, pool: int | None = None
-                  ) -> tuple[float, float, float]:
+                  ) -> tuple[float, float, float, float]:
     """Samples of the plugins' extra metered passes in a round >= 1, ``(round_fixed, per_step,
-    first_step)``, in forwards of one sample (a backward counts 2, as the meter does).
-    ``pool``: the source's pool size when it has one (the neuron cache's forward)."""
+    first_step, lazy)``, in forwards of one sample (a backward counts 2, as the meter does).
+    ``pool``: the source's pool size when it has one. ``lazy``: the most pool rows the neuron
+    cache may forward in the round, each the first time a batch draws it (how many it does is
+    data-dependent: :func:`round_work` turns it into a range)."""
     from paperlib.method.distill import LwF
     from paperlib.method.regularizers import (
         EWC,
@@ -107,14 +109,17 @@ def plugin_passes(plugins: Any, n_prev: int, n_seen: int, batch: int, pool: int 
         SynapticIntelligence,
     )
 
-    fixed = per_step = first = 0.0
+    fixed = per_step = first = lazy = 0.0
     for p in plugins:
         if isinstance(p, SynapseNeuronImportance):
             n = min(p.importance_samples, n_seen)
             if p.neuron_mode == "round":
-                fixed += 3 * n * (int(p.use_neuron_term) + int(p.importance in ("fisher", "mas")))
+                passes = int(p.use_neuron_term) + int(p.importance in ("fisher", "mas"))
+                if p.shared_pass and p.use_neuron_term and p.importance == "fisher":
+                    passes = 1  # both importances from one forward+backward
+                fixed += 3 * n * passes
                 if p.use_neuron_term and p.neuron_cache and pool is not None:
-                    first += pool  # one forward of the served model over the pool
+                    lazy += pool if p.neuron_anchors is None else min(p.neuron_anchors, pool)
                 else:
                     per_step += batch * int(p.use_neuron_term)
             else:
@@ -128,7 +133,7 @@ def plugin_passes(plugins: Any, n_prev: int, n_seen: int, batch: int, pool: int 
             per_step += batch  # the teacher's forward
         elif not isinstance(p, SynapticIntelligence | Replay):  # a rival source: counted there
             raise PlanError(f"the planner does not know the metered passes of plugin {p.name!r}")
-    return fixed, per_step, first
+    return fixed, per_step, first, lazy
 
 
 def round_work(built: Any, meter: ComputeMeter, n_params: int, r: int, n_new: int, n_seen: int,
@@ -147,11 +152,12 @@ def round_work(built: Any, meter: ComputeMeter, n_params: int, r: int, n_new: in
         pool = n_new + mem
     elif isinstance(src, NewOnly):
         pool = n_new
-    fixed_s, per_s, first_s = plugin_passes(built.regularizers, n_prev, n_seen, B, pool)
+    fixed_s, per_s, first_s, lazy = plugin_passes(built.regularizers, n_prev, n_seen, B, pool)
     if isinstance(src, SampleBandit):
         if src.wants_reward:
-            if src.reward == "batch_progress":
-                per_s += B  # the batch's loss after the update
+            if src.reward == "batch_progress":  # the arm's rows' loss after the update
+                mixed = src.new_share > 0 and mem > 0 and B > 1
+                per_s += B - min(B - 1, max(1, round(B * src.new_share))) if mixed else B
             elif src.reward == "holdout":  # its loss after every step, and once before
                 h = min(src.holdout_size, pool)
                 per_s += h
@@ -183,6 +189,10 @@ def round_work(built: Any, meter: ComputeMeter, n_params: int, r: int, n_new: in
             fill_steps = math.ceil(max(0, src.memory_size - mem) / n_in)
             full_share = max(0, steps - fill_steps) / max(steps, 1)
             deferred = [base + 0.5 * full_share * single, base, base + full_share * single]
+    if lazy:  # the neuron cache: 0 to `lazy` rows per step (a batch-norm model fills at once),
+        # on average the anchors a round's batches reach: lazy * (1 - exp(-steps * B / pool))
+        reach = lazy * (1.0 - math.exp(-steps * B / max(pool or 1, 1)))
+        extra = [extra[0] + reach / max(steps, 1) * fwd, extra[1], extra[2] + lazy * fwd]
     fixed = fixed_s * fwd
     step = (s_mean * samples, s_lo * samples, s_hi * samples)
     return RoundWork(fixed, first_s * fwd, step, tuple(extra), tuple(deferred), steps)

@@ -204,6 +204,9 @@ def sweep(configs: Sequence[RunConfig], *, scheduler: str | None = None,
         print(f"sweep: {len(unique)} runs, {res.cached} already stored in {root}, "
               f"{len(todo)} to compute on {executor}", file=sys.stderr)
     if todo:
+        # Runs of one dataset, scenario and seed next to each other (then by cost class), so a
+        # worker reuses their shared first model (paperlib.serving.runner._first_model).
+        todo.sort(key=lambda c: (c.dataset, c.scenario, c.profile, c.seed, c.method))
         todo.sort(key=_priority, reverse=True)
         root.mkdir(parents=True, exist_ok=True)
         clean_stale_temps(root)

@@ -93,6 +93,8 @@ class EWC(Regularizer):
         importance_samples: samples per Fisher estimate; batch_size: vmap chunk.
     """
 
+    inert_in_round0 = True  # nothing to anchor to before a model is served
+
     name = "ewc"
 
     def __init__(self, lam: float = 100.0, importance_samples: int = 1024,
@@ -121,6 +123,8 @@ class _DecayedImportance(Regularizer):
     at each ``before_round`` (``Omega_new`` from ``_estimate`` on ``importance_samples``
     samples of ``ctx.previous_chunk``); ``R = lam * scale * sum_i Omega_i (theta_i -
     theta*_i)^2``."""
+
+    inert_in_round0 = True  # nothing to anchor to before a model is served
 
     scale = 1.0
 
@@ -206,6 +210,8 @@ class L2Anchor(Regularizer):
     lam_neuron = 1``. Args: lam (1e-3, the paper regulariser's lambda; our choice),
     use_neuron_term (False).
     """
+
+    inert_in_round0 = True  # nothing to anchor to before a model is served
 
     name = "l2"
 

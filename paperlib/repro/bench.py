@@ -227,9 +227,11 @@ def main(argv: list[str] | None = None) -> int:
         for key, (title, cols) in parts.items():  # each part has its own README section
             if key not in out:
                 continue
+            how = ("one run per method and seed, one after another" if key == "targets"
+                   else f"medians of {a.repeats} interleaved repeats")
             md = [f"Measured by `make bench` (`--part {a.part}`) on {device.type} "
-                  f"({out['threads']} threads, torch {out['torch']}); medians of {a.repeats} "
-                  "interleaved repeats.", "", title, "", _markdown(out[key], cols)]
+                  f"({out['threads']} threads, torch {out['torch']}); {how}.", "", title, "",
+                  _markdown(out[key], cols)]
             splice_readme(a.readme, "\n".join(md), f"<!-- bench-{key}:start -->",
                           f"<!-- bench-{key}:end -->")
         print(f"updated the benchmark sections of {a.readme}")

@@ -266,7 +266,10 @@ def test_profile_grid_reads_the_method_lists_and_has_no_duplicates(monkeypatch) 
     assert {c.seed for c in quick} == set(experiments.PROFILE_SEEDS["quick"])
     weather = grids.profile_grid("quick", {"dataset": "weather", "seeds": "0"})
     assert {(c.dataset, c.scenario, c.seed) for c in weather} == {("weather", "stream", 0)}
-    assert len(weather) == len(experiments.MAIN_METHODS)
+    assert [c.method for c in weather] == list(gridrun.scenario_methods("quick", "weather"))
+    assert not {c.method for c in weather} & set(gridrun.REGULARIZER_METHODS)  # MNIST only
+    mnist = grids.profile_grid("quick", {"dataset": "mnist", "seeds": "0"})
+    assert set(gridrun.REGULARIZER_METHODS) <= {c.method for c in mnist}
     monkeypatch.setattr(gridrun, "ABLATION_METHODS", ("finetune", "si"))  # e.g. a new one
     n_seeds = len(experiments.PROFILE_SEEDS["quick"])
     assert [c.method for c in grids.notebook_grid("05_ablations", {"profile": "quick"})] \

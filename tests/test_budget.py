@@ -200,6 +200,42 @@ def test_bench_targets_table_from_fake_runs():
         assert table[("bandit minus random_samples, accuracy", sc)]["verdict"] == "MISS"
 
 
+def test_bench_reach_table_from_fake_runs():
+    from paperlib.repro.bench_reach import METHODS, SETTINGS, evaluate_reach, reach_runs
+
+    class Fake:
+        def __init__(self, summary):
+            self.summary = summary
+
+    calls = []
+
+    def fake_run(params, store):
+        calls.append(params)
+        m, lr, sched = params["method"], params.get("lr"), params.get("lr_schedule")
+        acc = {"full_retrain": 0.96, "replay": 0.948, "bandit_samples_only": 0.945,
+               "bandit": 0.93}[m]
+        if lr == 3e-3 and sched == "constant":
+            acc += 0.006 if m != "full_retrain" else -0.004
+        flops = {"full_retrain": 100.0, "bandit": 20.0}.get(m, 24.0)
+        secs = {"full_retrain": 10.0, "bandit": 4.0}.get(m, 2.0)
+        return Fake({"final_avg_accuracy": acc + 0.001 * params["seed"], "train_flops": flops,
+                     "retrain_seconds": secs})
+
+    rows = reach_runs("cpu", [0, 1], "quick", run=fake_run)
+    assert len(rows) == 2 * len(METHODS) * len(SETTINGS) and len(calls) == len(rows) + 1
+    table = {(r["method"], r["lr"], r["lr_schedule"]): r
+             for r in evaluate_reach(rows, (1e-3, "constant"))}
+    ref = table[("full_retrain", "0.001", "constant")]
+    assert ref["mean_gap"] == 0 and ref["target_1"] == "MISS"  # 100 % of its own FLOPs
+    assert ref["best"] == "best"  # full retraining's best is the reference here
+    tuned = table[("replay", "0.003", "constant")]
+    assert tuned["best"] == "best" and tuned["mean_gap"] == pytest.approx(0.006)
+    assert tuned["target_1"] == "PASS"  # 24 % FLOPs, 20 % seconds, 0.6 points
+    assert table[("replay", "0.001", "constant")]["target_1"] == "MISS"  # 1.2 points
+    assert table[("bandit", "0.003", "constant")]["target_1"] == "MISS"  # 40 % of the seconds
+    assert sum(r["best"] == "best" for r in table.values()) == len(METHODS)
+
+
 @pytest.mark.parametrize("make", [
     lambda: NewOnly(1), lambda: AllSeen(1), lambda: Replay(1, memory_size=50),
     lambda: SampleBandit(1), lambda: RandomSamples()],

@@ -51,7 +51,8 @@ def test_counts_match_a_smoke_run(scenario: str, budget: float | None) -> None:
         _check_against_run({"scenario": scenario, "method": method, "budget": budget})
         built = build_method(method, {}, 1.0, 0)
         lazy_cache = any(getattr(p, "neuron_cache", False) and getattr(p, "use_neuron_term", False)
-                         for p in built.regularizers)  # rows forwarded as batches first draw them
+                         and getattr(p, "neuron_anchors", 0) is None  # rows forwarded as
+                         for p in built.regularizers)  # batches first draw them
         if isinstance(built.scope, AllWeights) and not isinstance(built.source, GSS | MIR) \
                 and not lazy_cache:
             cfg = RunConfig.from_params({"dataset": "digits", "method": method,
@@ -68,6 +69,7 @@ def test_counts_match_a_smoke_run(scenario: str, budget: float | None) -> None:
     {"method": "bandit_samples_only", "sample_reward": "holdout"},
     {"method": "bandit_samples_only", "sample_reward": "batch_progress"},
     {"method": "importance_reg_only", "neuron_cache": False},
+    {"method": "importance_reg_only", "neuron_anchors": None},  # the lazily filled cache
 ])
 def test_data_dependent_counts_lie_in_the_plans_range(params: dict, budget: float | None) -> None:
     _check_against_run({**params, "budget": budget})

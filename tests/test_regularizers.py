@@ -443,3 +443,33 @@ def test_bad_names_and_hyper_parameters_list_the_valid_ones() -> None:
         SynapseNeuronImportance(neuron_mode="epoch")
     with pytest.raises(ValueError, match="lam"):
         EWC(lam=-1.0)
+
+
+@pytest.mark.parametrize("with_omega", [True, False])
+def test_quadratic_value_and_hand_written_gradient_match_autograd(with_omega):
+    """``_quadratic``'s value and its hand-written backward equal the plain autograd formula
+    (double precision), frozen parameters are skipped, and gradcheck passes."""
+    from paperlib.method.importance import _quadratic, _WeightedSquares
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.ReLU(), torch.nn.Linear(4, 3)).double()
+    net[2].bias.requires_grad_(False)
+    anchor = {n: p.detach() + 0.1 * torch.randn_like(p) for n, p in net.named_parameters()}
+    omega = {n: torch.rand_like(p) for n, p in net.named_parameters()} if with_omega else None
+    value = _quadratic(net, anchor, omega)
+    value.backward()
+    got = {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}
+    net.zero_grad()
+    expected = sum(((omega[n] if omega else 1.0) * (p - anchor[n]).pow(2)).sum()
+                   for n, p in net.named_parameters() if p.requires_grad)
+    expected.backward()
+    assert float(value.detach()) == pytest.approx(float(expected.detach()), rel=1e-12)
+    assert set(got) == {n for n, p in net.named_parameters() if p.requires_grad}
+    for n, p in net.named_parameters():
+        if p.requires_grad:
+            torch.testing.assert_close(got[n], p.grad)
+    params = [p for p in net.parameters() if p.requires_grad]
+    names = [n for n, p in net.named_parameters() if p.requires_grad]
+    extra = [anchor[n] for n in names] + ([omega[n] for n in names] if omega else [])
+    assert torch.autograd.gradcheck(lambda *ps: _WeightedSquares.apply(len(ps), *ps, *extra),
+                                    tuple(p.detach().clone().requires_grad_() for p in params))

@@ -9,7 +9,8 @@ from paperlib.engine.accounting import ComputeMeter
 from paperlib.engine.models import mlp
 from paperlib.engine.plugins import Plugin, RoundContext
 from paperlib.engine.retrain import Retrainer, TrainSettings
-from paperlib.engine.samples import QuantileScaler, Replay, SampleBandit, SeenData
+from paperlib.engine.rewards import QuantileScaler
+from paperlib.engine.samples import Replay, SampleBandit, SeenData
 from paperlib.engine.weights import RandomWeights, WeightBandit
 
 

@@ -20,6 +20,9 @@ name               raw reward of arm ``a`` at this step                       ex
                    batch ``H`` held out of every arm for the round              (+1 per round)
 =================  =========================================================  ==================
 
+Raw rewards are mapped to ``[0, 1]`` by their rank among recent ones (:class:`QuantileScaler`,
+shared with the weight bandit) before a policy sees them.
+
 A reward returns ``None`` when it has no signal yet (an arm's first visit in a round for
 ``visit_progress``); the bandit then makes no policy update rather than a fake zero reward.
 
@@ -135,3 +138,41 @@ def make_reward(name: str) -> ArmReward:
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ValueError(f"unknown sample reward {name!r}; choose one of {', '.join(REWARDS)}{hint}")
     return classes[name]()
+
+
+class QuantileScaler:
+    """Maps raw rewards to ``[0, 1]`` by their rank among recent rewards, as Graves et al.
+    (2017) do for learning-progress signals: ``clip((r - q20) / (q80 - q20), 0, 1)`` over the
+    last ``window`` raw rewards (0.5 while the history is degenerate).
+
+    >>> s = QuantileScaler()
+    >>> [round(s(r), 2) for r in (1.0, 2.0, 3.0, 4.0, 5.0)]
+    [0.5, 1.0, 1.0, 1.0, 1.0]
+    >>> round(s(-10.0), 2), round(s(3.0), 2)
+    (0.0, 0.69)
+    """
+
+    def __init__(self, window: int = 500) -> None:
+        from collections import deque
+
+        self.history: deque[float] = deque(maxlen=window)
+        self.ordered: list[float] = []  # the same values, sorted (O(window) per reward)
+
+    def _quantile(self, q: float) -> float:
+        """Linear-interpolation quantile of the window (numpy's default method)."""
+        pos = q * (len(self.ordered) - 1)
+        i = int(pos)
+        a, b = self.ordered[i], self.ordered[min(i + 1, len(self.ordered) - 1)]
+        return a + (b - a) * (pos - i)
+
+    def __call__(self, raw: float) -> float:
+        import bisect
+
+        if len(self.history) == self.history.maxlen:
+            del self.ordered[bisect.bisect_left(self.ordered, self.history[0])]
+        self.history.append(raw)
+        bisect.insort(self.ordered, raw)
+        lo, hi = self._quantile(0.2), self._quantile(0.8)
+        if hi - lo <= 1e-12:
+            return 0.5
+        return float(min(1.0, max(0.0, (raw - lo) / (hi - lo))))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from paperlib.data.streams import Chunk
+from paperlib.engine.rewards import QuantileScaler
 
 
 class SeenData:
@@ -294,33 +295,6 @@ class Replay(SampleSource):
             self.memory.add(ctx.new_chunk, ctx.round_index)
 
 
-class QuantileScaler:
-    """Maps raw rewards to ``[0, 1]`` by their rank among recent rewards, as Graves et al.
-    (2017) do for learning-progress signals: ``clip((r - q20) / (q80 - q20), 0, 1)`` over the
-    last ``window`` raw rewards (0.5 while the history is degenerate).
-
-    >>> s = QuantileScaler()
-    >>> [round(s(r), 2) for r in (1.0, 2.0, 3.0, 4.0, 5.0)]
-    [0.5, 1.0, 1.0, 1.0, 1.0]
-    >>> round(s(-10.0), 2), round(s(3.0), 2)
-    (0.0, 0.69)
-    """
-
-    def __init__(self, window: int = 500) -> None:
-        from collections import deque
-
-        self.history: deque[float] = deque(maxlen=window)
-
-    def __call__(self, raw: float) -> float:
-        import numpy as np
-
-        self.history.append(raw)
-        lo, hi = np.quantile(np.fromiter(self.history, float), (0.2, 0.8))
-        if hi - lo <= 1e-12:
-            return 0.5
-        return float(min(1.0, max(0.0, (raw - lo) / (hi - lo))))
-
-
 class SampleBandit(SampleSource):
     """The paper's sample bandit (our reconstruction, NOTES.md): arms are groups of candidate
     data; each step a bandit policy picks an arm, a mini-batch is drawn from it, one update is
@@ -333,7 +307,7 @@ class SampleBandit(SampleSource):
     ``"loss"`` (``n_loss_groups`` quantile bins of the served model's loss on up to
     ``pool_size`` stored samples; that scoring pass is counted as forward FLOPs).
 
-    Reward (:mod:`paperlib.engine.rewards`, scaled to [0, 1] by :class:`QuantileScaler`):
+    Reward (:mod:`paperlib.engine.rewards`, scaled to [0, 1] by :class:`~paperlib.engine.rewards.QuantileScaler`):
     ``"visit_progress"`` (default) = change of the arm's training-batch loss between visits, from
     the loss the step computes anyway (no extra pass); ``"batch_progress"`` = the batch's loss
     before minus after the update (one extra, charged forward of the batch per step);
@@ -418,10 +392,9 @@ class SampleBandit(SampleSource):
         past = [(name, idx[keep[idx]]) for name, idx in past]
         past = [a for a in past if a[1].numel()]
         new_rows = new_rows[keep[new_rows]]
-        mixed = self.new_share > 0 and bool(past) and bool(new_rows.numel()) and batch_size > 1
-        # mixed: a fixed share of every batch from the new chunk, the rest from the picked arm
-        # (at least one row each: an empty arm part would leave the arm's reward undefined)
-        self.n_new = min(batch_size - 1, max(1, round(batch_size * self.new_share))) if mixed else 0
+        mixed = bool(past) and bool(new_rows.numel())
+        self.n_new = self.new_rows_per_batch(batch_size) if mixed else 0
+        mixed = self.n_new > 0
         self.new_cycler = _Cycler(new_rows, ctx.generator) if mixed else None
         arms = past if mixed else [a for a in [("new", new_rows), *past]
                                    if a[1].numel()]
@@ -439,6 +412,20 @@ class SampleBandit(SampleSource):
         self.snapshot_every = max(1, steps // 25)
         self.step = 0
         return steps
+
+    def new_rows_per_batch(self, batch_size: int) -> int:
+        """Rows of a mixed batch from the new chunk, ``round(new_share * B)`` clipped to
+        ``[1, B - 1]`` (at least one row each: an empty arm part would leave the arm's reward
+        undefined); 0 when batches are not mixed (``new_share = 0`` or ``B = 1``), as when the
+        round has no memory or no new rows.
+
+        >>> [SampleBandit(1, new_share=s).new_rows_per_batch(b) for s, b in
+        ...  ((0.5, 64), (0.5, 1), (0.0, 64), (0.99, 8))]
+        [32, 0, 0, 7]
+        """
+        if self.new_share <= 0 or batch_size <= 1:
+            return 0
+        return min(batch_size - 1, max(1, round(batch_size * self.new_share)))
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor, int]:
         if self.step % self.snapshot_every == 0:

@@ -72,7 +72,7 @@ class WeightBandit(WeightScope):
     That is ``reward="share"`` (NOTES.md). It favours groups with many parameters, and with
     ``k = 1`` it only says whether the loss went down. ``reward="per_param"`` (ours) rewards
     ``c_g / n_g`` (the path integral per parameter of the group) scaled to [0, 1] by its rank
-    among recent values (:class:`~paperlib.engine.samples.QuantileScaler`).
+    among recent values (:class:`~paperlib.engine.rewards.QuantileScaler`).
 
     ``k_groups`` may be an int or a fraction of G (rounded up). The policy persists across
     rounds (the groups do not change); Exp3.M's exploration keeps every group reachable.
@@ -93,7 +93,7 @@ class WeightBandit(WeightScope):
         super().__init__()
         if reward not in ("share", "per_param"):
             raise ValueError("reward must be 'share' or 'per_param'")
-        from paperlib.engine.samples import QuantileScaler
+        from paperlib.engine.rewards import QuantileScaler
 
         self.reward, self.scaler = reward, QuantileScaler()
         self.k_groups, self.reselect_every = k_groups, reselect_every

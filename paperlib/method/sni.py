@@ -58,9 +58,9 @@ class SynapseNeuronImportance(Regularizer):
             forward+backward per step; fisher ``Omega^s`` = squared mini-batch gradient).
         si_xi: the path integral's damping (importance "si").
         neuron_cache: the served model's block outputs ``h(x; theta_old)`` are cached per
-            round for the samples of :attr:`~paperlib.engine.plugins.RoundContext.batch_pool`,
-            each computed the first time a batch draws it (charged as one forward per computed
-            sample) and looked up by the batch's rows
+            round for the samples of :attr:`~paperlib.engine.plugins.RoundContext.batch_pool`
+            (the anchors all at once, or each row the first time a batch draws it; charged as
+            one forward per computed sample: :meth:`_served_outputs`) and looked up by the batch's rows
             (:attr:`~paperlib.engine.plugins.StepContext.index`) (ours). False: one served-model
             forward of the batch per step (charged), the authors' way. Both run the served model
             in the training model's mode; for a batch-norm network a cached row's outputs use
@@ -188,11 +188,16 @@ class SynapseNeuronImportance(Regularizer):
     def _served_outputs(self, ctx: RoundContext, index: torch.Tensor,
                         batch_size: int) -> list[torch.Tensor]:
         """The served model's block outputs ``(B, ...)`` for the batch rows ``index`` of
-        ``ctx.batch_pool``, from a per-round cache filled lazily: a row's outputs are computed
-        the first time a batch draws it (only the rows not yet cached, in the training model's
-        mode, batch-norm running statistics untouched) and charged as one forward pass per
-        computed row. A round therefore pays for the distinct samples its batches actually
-        use, at most one forward over the pool, and never a served forward per step.
+        ``ctx.batch_pool``, from a per-round cache, in the training model's mode (batch-norm
+        running statistics untouched), charged as one forward pass per computed row; never a
+        served forward per step.
+
+        With anchors (``neuron_anchors`` set) the first call computes every anchor row in one
+        forward (at most ``neuron_anchors`` rows a round; a round's batches reach nearly all of
+        them anyway, and one forward of 256 rows costs far less time than a few rows on every
+        step). Without anchors the cache fills lazily: a row is computed the first time a batch
+        draws it, so a round pays for the distinct samples its batches use, at most one forward
+        over the pool.
 
         Batch norm in train mode normalises by the forwarded rows' own statistics, which a
         handful of missing rows (or one: an error) cannot give; there the first call computes
@@ -204,8 +209,12 @@ class SynapseNeuronImportance(Regularizer):
         missing = index[~self._have[index]].unique()
         if missing.numel():
             parts = [missing]
-            if ctx.model.training and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
-                                          for m in ctx.served_model.modules()):
+            batch_norm = ctx.model.training and any(
+                isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                for m in ctx.served_model.modules())
+            if self._anchor is not None and not batch_norm:
+                parts = [(self._anchor & ~self._have).nonzero().flatten()]
+            elif batch_norm:
                 todo = ~self._have if self._anchor is None else self._anchor & ~self._have
                 todo = todo.nonzero().flatten()
                 gen = torch.Generator().manual_seed(ctx.round_index)

@@ -14,6 +14,10 @@ profile, 3 seeds, ``bandit`` against ``full_retrain`` (data-incremental) and, at
 against ``replay``, ``random_weights`` and ``random_samples`` (data-incremental,
 class-incremental, rotated); one table, PASS or MISS per target.
 
+Part 2c - can any method reach part 2b's first target with its learning rate and schedule
+tuned? (:mod:`paperlib.repro.bench_reach`): full retraining, replay, the sample bandit alone and
+the paper's method, each at 4 settings (lr x schedule), data-incremental MNIST, 3 seeds.
+
 Part 3 - rivals (:mod:`paperlib.repro.bench_rivals`): each rival's cost per step (metered FLOPs and
 seconds) as a ratio to plain replay, side by side.
 
@@ -158,13 +162,13 @@ def _freeze_row(label: str, pairs: list[tuple[tuple[float, float], tuple[float, 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--part", choices=("engine", "freezing", "methods", "rivals", "all"),
+    p.add_argument("--part", choices=("engine", "freezing", "methods", "reach", "rivals", "all"),
                    default="all")
     p.add_argument("--device", default="auto")
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds for part 2b")
-    p.add_argument("--profile", default="quick", help="profile for part 2b")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds for parts 2b and 2c")
+    p.add_argument("--profile", default="quick", help="profile for parts 2b and 2c")
     p.add_argument("--out", type=Path, default=Path("results/bench.json"))
     p.add_argument("--readme", type=Path, default=None,
                    help="splice a Markdown summary between '<!-- bench:start/end -->' markers")
@@ -201,6 +205,20 @@ def main(argv: list[str] | None = None) -> int:
         out["targets"] = evaluate_targets(out["methods"], a.profile)
         print()
         _print_table(out["targets"], TARGET_COLS)
+    if a.part in ("reach", "all"):
+        from paperlib.repro.bench_reach import REACH_COLS, SETTINGS, evaluate_reach, reach_runs
+        from paperlib.serving.config import RunConfig
+
+        seeds = [int(v) for v in a.seeds.split(",")]
+        cfg = RunConfig.from_params({"dataset": "mnist", "method": "full_retrain",
+                                     "profile": a.profile})
+        reference = (cfg.lr, cfg.lr_schedule)
+        print(f"\n== Part 2c: target 1 with each method's lr and schedule tuned "
+              f"({len(SETTINGS)} settings), data-incremental MNIST, profile {a.profile}, "
+              f"seeds {a.seeds}; reference: full_retrain at lr {cfg.lr:g}, {cfg.lr_schedule} ==")
+        out["reach_runs"] = reach_runs(device.type, seeds, a.profile)
+        out["reach"] = evaluate_reach(out["reach_runs"], reference)
+        _print_table(out["reach"], REACH_COLS)
     if a.part in ("rivals", "all"):
         from paperlib.repro.bench_rivals import bench_rivals
 
@@ -221,13 +239,17 @@ def main(argv: list[str] | None = None) -> int:
             "targets": (f"Part 2b, issue 8's targets at equal compute (MNIST, profile "
                         f"{a.profile}, seeds {a.seeds}; mean ± sd over seeds of per-seed paired "
                         "values):", TARGET_COLS),
+            "reach": (f"Part 2c, target 1 with each method's learning rate and schedule tuned "
+                      f"(data-incremental MNIST, profile {a.profile}, seeds {a.seeds}, each method "
+                      "at its default budget; mean ± sd over seeds; gaps and shares against "
+                      "full_retrain at the profile's lr and schedule, same seed):", REACH_COLS),
             "rivals": ("Part 3, rivals' cost per step relative to replay (MLP 784-256-256-10, "
                        "batch 64):", ["method", "flop_ratio", "time_ratio"]),
         }
         for key, (title, cols) in parts.items():  # each part has its own README section
             if key not in out:
                 continue
-            how = ("one run per method and seed, one after another" if key == "targets"
+            how = ("one run per method and seed, one after another" if key in ("targets", "reach")
                    else f"medians of {a.repeats} interleaved repeats")
             md = [f"Measured by `make bench` (`--part {a.part}`) on {device.type} "
                   f"({out['threads']} threads, torch {out['torch']}); {how}.", "", title, "",

@@ -96,7 +96,9 @@ def plugin_passes(plugins: Any, n_prev: int, n_seen: int, batch: int, pool: int 
                   ) -> tuple[float, float, float, float]:
     """Samples of the plugins' extra metered passes in a round >= 1, ``(round_fixed, per_step,
     first_step, lazy)``, in forwards of one sample (a backward counts 2, as the meter does).
-    ``pool``: the source's pool size when it has one. ``lazy``: the most pool rows the neuron
+    ``pool``: the source's pool size when it has one. ``first_step``: the neuron cache's
+    anchors, all forwarded at the round's first step (exact unless that step's batch holds no
+    anchor, when they come a step later). ``lazy``: without anchors, the most pool rows the
     cache may forward in the round, each the first time a batch draws it (how many it does is
     data-dependent: :func:`round_work` turns it into a range)."""
     from paperlib.method.distill import LwF
@@ -119,7 +121,10 @@ def plugin_passes(plugins: Any, n_prev: int, n_seen: int, batch: int, pool: int 
                     passes = 1  # both importances from one forward+backward
                 fixed += 3 * n * passes
                 if p.use_neuron_term and p.neuron_cache and pool is not None:
-                    lazy += pool if p.neuron_anchors is None else min(p.neuron_anchors, pool)
+                    if p.neuron_anchors is None:  # each row the first time a batch draws it
+                        lazy += pool
+                    else:  # every anchor at once, at the first step whose batch holds one
+                        first += min(p.neuron_anchors, pool)
                 else:
                     per_step += batch * int(p.use_neuron_term)
             else:
@@ -156,8 +161,7 @@ def round_work(built: Any, meter: ComputeMeter, n_params: int, r: int, n_new: in
     if isinstance(src, SampleBandit):
         if src.wants_reward:
             if src.reward == "batch_progress":  # the arm's rows' loss after the update
-                mixed = src.new_share > 0 and mem > 0 and B > 1
-                per_s += B - min(B - 1, max(1, round(B * src.new_share))) if mixed else B
+                per_s += B - (src.new_rows_per_batch(B) if mem > 0 else 0)
             elif src.reward == "holdout":  # its loss after every step, and once before
                 h = min(src.holdout_size, pool)
                 per_s += h

@@ -283,6 +283,31 @@ def test_report_cli_rebuilds_from_manifest(grid: experiments.GridResult, tmp_pat
                         "--results", str(results_dir)]) == 1
 
 
+def test_report_table_holds_only_runs_at_the_defaults(grid: experiments.GridResult,
+                                                       tmp_path: Path, results_dir: Path) -> None:
+    """A budget sweep's runs (07) share dataset, scenario, method and seeds with the default
+    runs; the results table must not average them in (it once did, silently)."""
+    swept = experiments.run_grid({"dataset": "digits", "scenario": "class_incremental",
+                                  "profile": "smoke", "budget": 0.5}, ["finetune"], [0, 1],
+                                 progress=False, results=results_dir)
+    for name, g in (("default", grid), ("swept", swept)):
+        fig = plots.cumulative_cost(g.rounds)
+        plots.save_figure(fig, name, caption="c", figures_dir=tmp_path, notebook="nb",
+                          params={"profile": "smoke"}, grid=g)
+        plt.close(fig)
+    assert report.main(["--profile", "smoke", "--figures-dir", str(tmp_path),
+                        "--results", str(results_dir)]) == 0
+    table = pd.read_csv(tmp_path / "tables" / "results.csv").set_index("method")
+    default = grid.summaries[grid.summaries["method"] == "finetune"]["final_avg_accuracy"]
+    both = pd.concat([default, swept.summaries["final_avg_accuracy"]])
+    assert abs(both.mean() - default.mean()) > 1e-4  # so averaging them in would show
+    assert table.loc["finetune", "final_avg_accuracy_mean"] == pytest.approx(default.mean(),
+                                                                             abs=1e-6)
+    assert table.loc["finetune", "n_seeds"] == 2
+    assert set(report.collect_summaries(
+        [Path(d) for d in swept.summaries["results_path"]])["variant"]) == {"budget=0.5"}
+
+
 def _write_entry(args: tuple[str, int]) -> None:
     folder, i = args
     report.update_manifest(folder, "figures", f"fig{i}", {"i": i})

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from collections.abc import Mapping, Sequence
@@ -317,8 +318,35 @@ def make_readme_table(table: pd.DataFrame | None = None, *,
 # --------------------------------------------------------------------------- CLI
 
 
+def run_variant(config: dict[str, Any]) -> str:
+    """The settings of a stored run (its ``config.json``) that differ from the defaults of its
+    method and profile, as ``"name=value"`` joined by ``", "``; ``""`` for a run at the
+    defaults. The device is not a setting here (``auto`` and ``cuda`` are the same run).
+
+    >>> base = {"dataset": "mnist", "scenario": "data_incremental", "method": "replay",
+    ...         "seed": 0, "profile": "quick"}
+    >>> from paperlib.serving.config import RunConfig, as_jsonable
+    >>> run_variant(as_jsonable(RunConfig.from_params(base)))
+    ''
+    >>> run_variant(as_jsonable(RunConfig.from_params({**base, "budget": 4, "memory_size": 500})))
+    'budget=4.0, memory_size=500'
+    """
+    from paperlib.serving.config import FIELDS, RunConfig
+
+    ref = RunConfig.from_params({k: config[k] for k in
+                                 ("dataset", "scenario", "method", "seed", "profile")})
+    canon = lambda v: json.dumps(v, sort_keys=True, default=list)  # noqa: E731 - tuples = lists
+    out = [f"{k}={config.get(k)}" for k in FIELDS
+           if k != "device" and canon(config.get(k)) != canon(getattr(ref, k))]
+    hparams = config.get("hparams", {})
+    out += [f"{k}={hparams.get(k)}" for k, v in ref.hparams.items()
+            if canon(hparams.get(k)) != canon(v)]
+    return ", ".join(out)
+
+
 def collect_summaries(run_dirs: Sequence[Path]) -> pd.DataFrame:
-    """Summary rows (as :func:`paperlib.repro.experiments.summary_row`) of stored run folders."""
+    """Summary rows (as :func:`paperlib.repro.experiments.summary_row`) of stored run folders,
+    with ``variant`` (:func:`run_variant`; ``""`` = the method's and profile's defaults)."""
     rows = []
     for d in dict.fromkeys(run_dirs):
         summary = _read_json(d / "summary.json")
@@ -329,6 +357,8 @@ def collect_summaries(run_dirs: Sequence[Path]) -> pd.DataFrame:
         row.update({f"final_acc/{k}": v
                     for k, v in summary.get("final_accuracy_by_split", {}).items()})
         row["run_seconds"] = env.get("run_seconds")
+        config = _read_json(d / "config.json")
+        row["variant"] = run_variant(config) if config else "unknown (no config.json)"
         row["run_dir"] = str(d)
         rows.append(row)
     return pd.DataFrame(rows)
@@ -414,10 +444,18 @@ def main(argv: list[str] | None = None) -> int:
     except MixedCodeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    # One row per dataset / scenario / method: runs at the method's and profile's defaults
+    # only. Runs of other settings (07's budget sweep, 05's ablation variants) have their own
+    # notebook tables; averaged in here they would pass for the defaults.
+    variants = summaries["variant"] != ""
+    if variants.any():
+        print(f"left out {int(variants.sum())} runs at non-default settings (their notebooks' "
+              f"tables show them), e.g. {summaries.loc[variants, 'variant'].iloc[0]}")
+        summaries = summaries[~variants]
     table = summary_table(summaries)
     params = {"profile": args.profile, "all": args.all, "results": str(results)}
-    write_table(table, "results", caption="Results per dataset, scenario and method "
-                "(mean ± sd over seeds)", figures_dir=args.figures_dir,
+    write_table(table, "results", caption="Results per dataset, scenario and method, each "
+                "at its default settings (mean ± sd over seeds)", figures_dir=args.figures_dir,
                 notebook="paperlib.repro.report", params=params, summaries=summaries)
     readme = args.figures_dir / "tables" / "README_results.md"
     _atomic_write(readme, make_readme_table(table, figures_dir=args.figures_dir))

@@ -346,7 +346,8 @@ def run_variant(config: dict[str, Any]) -> str:
 
 def collect_summaries(run_dirs: Sequence[Path]) -> pd.DataFrame:
     """Summary rows (as :func:`paperlib.repro.experiments.summary_row`) of stored run folders,
-    with ``variant`` (:func:`run_variant`; ``""`` = the method's and profile's defaults)."""
+    with ``variant`` (:func:`run_variant`; ``""`` = the method's and profile's defaults, also
+    for a folder without ``config.json``, which the runner always writes)."""
     rows = []
     for d in dict.fromkeys(run_dirs):
         summary = _read_json(d / "summary.json")
@@ -358,7 +359,7 @@ def collect_summaries(run_dirs: Sequence[Path]) -> pd.DataFrame:
                     for k, v in summary.get("final_accuracy_by_split", {}).items()})
         row["run_seconds"] = env.get("run_seconds")
         config = _read_json(d / "config.json")
-        row["variant"] = run_variant(config) if config else "unknown (no config.json)"
+        row["variant"] = run_variant(config) if config else ""
         row["run_dir"] = str(d)
         rows.append(row)
     return pd.DataFrame(rows)

@@ -187,6 +187,22 @@ def test_bench_targets_table_from_fake_runs():
 
     rows = target_runs("cpu", [0, 1, 2], "quick", run=fake_run)
     assert len(rows) == 3 * (2 + len(SCENARIOS) * len(AT_REPLAY_BUDGET))
+    timed = [r for r in rows if r["scenario"] == "data_incremental"
+             and (r["method"] == "full_retrain" or r["method"] == "bandit")]
+    assert len(timed) == 3 * 3 and all(len(r["seconds_runs"]) == 3 for r in timed)
+    assert all(len(r["seconds_runs"]) == 1 for r in rows if r not in timed)
+
+    drift = iter([9.0, 30.0, 10.0] * 100)  # a repeat's seconds drift; the median is kept
+
+    def drifting_run(params, store):
+        out = fake_run(params, store)
+        if params["method"] == "full_retrain":
+            out.summary["retrain_seconds"] = next(drift)
+        return out
+
+    medians = {r["retrain_seconds"] for r in target_runs("cpu", [0], "quick", run=drifting_run)
+               if r["method"] == "full_retrain"}
+    assert medians == {10.0}
     table = {(t["target"], t["scenario"]): t for t in evaluate_targets(rows, "quick")}
     di = "data_incremental"
     own = table[("full_retrain minus bandit (own default), accuracy", di)]
@@ -257,3 +273,15 @@ def test_sources_serve_batches_past_their_default_step_count(make):
         if source.wants_reward:
             source.update(arm, 1.0)
     source.end_round(ctx)
+
+
+def test_bench_splices_one_part_into_the_readme(tmp_path):
+    """``--part X --readme`` splices part X alone (it once failed for any part but 'all')."""
+    from paperlib.repro import bench
+
+    readme = tmp_path / "R.md"
+    readme.write_text("a\n<!-- bench-engine:start -->\nold\n<!-- bench-engine:end -->\nb\n")
+    assert bench.main(["--part", "engine", "--device", "cpu", "--steps", "2", "--repeats", "1",
+                       "--out", str(tmp_path / "b.json"), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert "old" not in text and "Part 1, engine step" in text and text.endswith("b\n")

@@ -45,6 +45,7 @@ from paperlib.engine.plugins import RoundContext
 from paperlib.engine.retrain import Retrainer, TrainSettings
 from paperlib.engine.samples import NewOnly, SeenData, _Cycler
 from paperlib.engine.weights import AllWeights, FixedSubset, WeightBandit
+from paperlib.repro.bench_reach import REACH_COLS
 from paperlib.repro.bench_table import _fmt, _markdown, _print_table  # noqa: F401
 
 INPUT = (1, 28, 28)
@@ -206,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         print()
         _print_table(out["targets"], TARGET_COLS)
     if a.part in ("reach", "all"):
-        from paperlib.repro.bench_reach import REACH_COLS, SETTINGS, evaluate_reach, reach_runs
+        from paperlib.repro.bench_reach import SETTINGS, evaluate_reach, reach_runs
         from paperlib.serving.config import RunConfig
 
         seeds = [int(v) for v in a.seeds.split(",")]
@@ -249,8 +250,11 @@ def main(argv: list[str] | None = None) -> int:
         for key, (title, cols) in parts.items():  # each part has its own README section
             if key not in out:
                 continue
-            how = ("one run per method and seed, one after another" if key in ("targets", "reach")
-                   else f"medians of {a.repeats} interleaved repeats")
+            how = {"targets": "seed by seed, one run per method, and the runs whose seconds "
+                              "are divided (data-incremental bandit and full_retrain) 3 times, "
+                              "interleaved, median seconds",
+                   "reach": "seed by seed, one run per method and setting"}.get(
+                       key, f"medians of {a.repeats} interleaved repeats")
             md = [f"Measured by `make bench` (`--part {a.part}`) on {device.type} "
                   f"({out['threads']} threads, torch {out['torch']}); {how}.", "", title, "",
                   _markdown(out[key], cols)]

@@ -27,6 +27,8 @@ import statistics
 from collections.abc import Callable
 from typing import Any
 
+from paperlib.repro.bench_table import mean_sd_text
+
 SETTINGS: tuple[tuple[float, str], ...] = (
     (1e-3, "constant"), (3e-3, "constant"), (1e-3, "warmup_cosine"), (3e-3, "warmup_cosine"))
 METHODS = ("full_retrain", "replay", "bandit_samples_only", "bandit")
@@ -58,12 +60,6 @@ def reach_runs(device: str, seeds: list[int], profile: str,
     return rows
 
 
-def _mean_sd(values: list[float], pct: bool = False) -> str:
-    mean = statistics.mean(values)
-    sd = statistics.stdev(values) if len(values) > 1 else float("nan")
-    return f"{mean:.1%} ± {sd:.1%}" if pct else f"{mean:.4f} ± {sd:.4f}"
-
-
 def evaluate_reach(rows: list[dict[str, Any]], reference: tuple[float, str]) -> list[dict[str, Any]]:
     """The table of part 2c; ``reference`` = the profile's ``(lr, lr_schedule)``."""
     by: dict[tuple[str, float, str], dict[int, dict[str, Any]]] = {}
@@ -85,9 +81,9 @@ def evaluate_reach(rows: list[dict[str, Any]], reference: tuple[float, str]) -> 
         ok = (statistics.mean(gap) <= 0.01 and statistics.mean(flops) <= 0.25
               and statistics.mean(secs) <= 0.25)
         out.append({"method": key[0], "lr": f"{key[1]:g}", "lr_schedule": key[2],
-                    "accuracy": _mean_sd(acc), "gap_to_reference": _mean_sd(gap),
-                    "gap_to_best_full": _mean_sd(gap_best), "flops_share": _mean_sd(flops, True),
-                    "seconds_share": _mean_sd(secs, True), "target_1": "PASS" if ok else "MISS",
+                    "accuracy": mean_sd_text(acc), "gap_to_reference": mean_sd_text(gap),
+                    "gap_to_best_full": mean_sd_text(gap_best), "flops_share": mean_sd_text(flops, True),
+                    "seconds_share": mean_sd_text(secs, True), "target_1": "PASS" if ok else "MISS",
                     "best": "best" if best[key[0]] == key else "",
                     "mean_gap": statistics.mean(gap), "mean_flops_share": statistics.mean(flops),
                     "mean_seconds_share": statistics.mean(secs), "n_seeds": len(seeds)})

@@ -21,6 +21,7 @@ import statistics
 from collections.abc import Callable
 from typing import Any
 
+from paperlib.repro.bench_table import mean_sd_text
 from paperlib.serving.config import RunConfig
 
 SCENARIOS = ("data_incremental", "class_incremental", "rotated")
@@ -94,7 +95,7 @@ def _row(target: str, scenario: str, values: list[float], goal: str,
          ok: Callable[[list[float]], bool], pct: bool = False) -> dict[str, Any]:
     mean = statistics.mean(values)
     sd = statistics.stdev(values) if len(values) > 1 else float("nan")
-    text = (f"{mean:.1%} ± {sd:.1%}" if pct else f"{mean:+.4f} ± {sd:.4f}")
+    text = mean_sd_text(values, pct=pct, signed=True)
     return {"target": target, "scenario": scenario, "value": text, "goal": goal,
             "verdict": "PASS" if ok(values) else "MISS", "mean": mean, "sd": sd,
             "n_seeds": len(values)}

@@ -212,7 +212,8 @@ the same per-round budget (the run parameter `budget`, in full-model training pa
 new chunk: `budget × n_new × full-step FLOPs per sample`, every extra forward/backward pass and
 every importance estimate charged, as Prabhu et al. and Ghunaim et al., CVPR 2023, count
 compute), at the profile's budgets (`experiments.BUDGETS`; replay's default is 4 passes,
-full retraining's 12-20 on quick data-incremental MNIST), with `full_retrain` at its own cost as
+full retraining's 12-20, 16 on average, on quick data-incremental MNIST, the quick grid's last
+budget), with `full_retrain` at its own cost as
 the reference. Curves: x = training FLOPs over all retraining rounds (log scale), y = final
 average accuracy, band = sd over seeds; the table compares the methods at each budget.""",
     extra_params=('budgets = None           # None -> experiments.BUDGETS[profile]; or "1,2,4,16"\n'

@@ -108,6 +108,37 @@ def test_an_error_caused_by_a_nan_is_reported_as_the_nan():
                steps=30)
 
 
+@pytest.mark.parametrize("method", ["bandit_samples_only", "bandit"])
+def test_nan_in_a_bandit_run_is_reported_as_the_nan(tmp_path, monkeypatch, method):
+    """A NaN loss reaches the sample bandit's reward scaler (the next step's losses are NaN):
+    the scaler refuses it, and the run reports the first non-finite loss, not the scaler."""
+    import paperlib.serving.runner as runner_mod
+
+    def with_nan(name, hparams, epochs, seed):
+        built = build_method(name, hparams, epochs, seed)
+        built.regularizers.append(NaNAtRound(1, 2))
+        return built
+
+    monkeypatch.setattr(runner_mod, "build_method", with_nan)
+    with pytest.raises(NonFiniteLossError, match="round 1, step 2:") as caught:
+        run({**SMOKE, "method": method}, results=tmp_path)
+    refused = caught.value.__context__  # what broke first, before the finiteness check
+    assert isinstance(refused, ValueError) and "raw reward must be finite" in str(refused)
+
+
+class NaNAtRound(Plugin):
+    """A NaN penalty at one step of one round (a bandit has arms from round 1 on) that
+    reaches the weights (its gradient is NaN), so later steps' losses are NaN too."""
+
+    def __init__(self, round_index, step):
+        self.round_index, self.step = round_index, step
+
+    def penalty(self, step):
+        if (step.round.round_index, step.step) != (self.round_index, self.step):
+            return None
+        return step.logits.sum() * float("nan")
+
+
 def test_nan_run_leaves_finished_results_untouched(tmp_path, monkeypatch):
     done = run({**SMOKE, "method": "finetune"}, results=tmp_path)
     before = {p.name: p.read_bytes() for p in done.path.iterdir()}

@@ -143,13 +143,18 @@ def make_reward(name: str) -> ArmReward:
 class QuantileScaler:
     """Maps raw rewards to ``[0, 1]`` by their rank among recent rewards, as Graves et al.
     (2017) do for learning-progress signals: ``clip((r - q20) / (q80 - q20), 0, 1)`` over the
-    last ``window`` raw rewards (0.5 while the history is degenerate).
+    last ``window`` raw rewards (0.5 while the history is degenerate). A non-finite reward
+    raises ``ValueError`` and leaves the window as it was (a NaN would break its order).
 
     >>> s = QuantileScaler()
     >>> [round(s(r), 2) for r in (1.0, 2.0, 3.0, 4.0, 5.0)]
     [0.5, 1.0, 1.0, 1.0, 1.0]
     >>> round(s(-10.0), 2), round(s(3.0), 2)
     (0.0, 0.69)
+    >>> s(float("nan"))
+    Traceback (most recent call last):
+    ...
+    ValueError: raw reward must be finite, got nan (a non-finite training loss?)
     """
 
     def __init__(self, window: int = 500) -> None:
@@ -167,7 +172,10 @@ class QuantileScaler:
 
     def __call__(self, raw: float) -> float:
         import bisect
+        import math
 
+        if not math.isfinite(raw):
+            raise ValueError(f"raw reward must be finite, got {raw} (a non-finite training loss?)")
         if len(self.history) == self.history.maxlen:
             del self.ordered[bisect.bisect_left(self.ordered, self.history[0])]
         self.history.append(raw)

@@ -392,9 +392,9 @@ class SampleBandit(SampleSource):
         past = [(name, idx[keep[idx]]) for name, idx in past]
         past = [a for a in past if a[1].numel()]
         new_rows = new_rows[keep[new_rows]]
-        mixed = bool(past) and bool(new_rows.numel())
-        self.n_new = self.new_rows_per_batch(batch_size) if mixed else 0
-        mixed = self.n_new > 0
+        can_mix = bool(past) and bool(new_rows.numel())
+        self.n_new = self.new_rows_per_batch(batch_size) if can_mix else 0
+        mixed = self.n_new > 0  # False also when new_share = 0 or B = 1
         self.new_cycler = _Cycler(new_rows, ctx.generator) if mixed else None
         arms = past if mixed else [a for a in [("new", new_rows), *past]
                                    if a[1].numel()]

@@ -80,9 +80,9 @@ def _report(meter: ComputeMeter | None, n: int, backward: bool = True) -> None:
 class _WeightedSquares(torch.autograd.Function):
     """``sum_t sum_i omega_t,i (theta_t,i - anchor_t,i)^2`` over ``n`` tensors, with its
     gradient ``2 omega (theta - anchor)`` written by hand: a few multi-tensor (foreach) kernels
-    instead of an autograd graph of several operations per tensor (about a third of the time
-    per step for the MLPs here, measured). ``apply(n, *params, *anchors, *omegas)``; no
-    omegas means ``omega = 1``."""
+    instead of an autograd graph of several operations per tensor (the penalty's own time per
+    step fell to about a third for the MLPs here, measured: 1.4 to 0.42 ms).
+    ``apply(n, *params, *anchors, *omegas)``; no omegas means ``omega = 1``."""
 
     @staticmethod
     def forward(ctx, n: int, *tensors: torch.Tensor) -> torch.Tensor:  # noqa: ANN001

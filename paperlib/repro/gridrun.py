@@ -114,9 +114,10 @@ BUDGET_REFERENCES: tuple[str, ...] = ("full_retrain",)
 #: Per-round budgets in full-model training passes over the new chunk (the ``budget``
 #: parameter), per profile. Quick profile: replay's default is 2 (budget_factor) x 2 epochs
 #: = 4 passes; full retraining makes 2 epochs over everything seen, 12-20 passes (16 on
-#: average) on data-incremental MNIST, so the quick grid reaches its first round's cost (12).
-#: The quick grid is cut to keep ``make reproduce PROFILE=quick`` within minutes on 2 CPU cores.
-BUDGETS: dict[str, tuple[float, ...]] = {"smoke": (1.0, 4.0), "quick": (1.0, 2.0, 4.0, 12.0),
+#: average) on data-incremental MNIST, so the quick grid's last budget (16) is full
+#: retraining's own cost (issue 8: "up to full retraining's cost"). The quick grid is cut to
+#: these four to keep ``make reproduce PROFILE=quick`` within minutes on 2 CPU cores.
+BUDGETS: dict[str, tuple[float, ...]] = {"smoke": (1.0, 4.0), "quick": (1.0, 2.0, 4.0, 16.0),
                                          "paper": (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)}
 #: MNIST scenarios of the sweep, per profile.
 BUDGET_SCENARIOS: dict[str, tuple[str, ...]] = {

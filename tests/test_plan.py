@@ -10,7 +10,12 @@ import torch
 from paperlib.engine.weights import AllWeights
 from paperlib.method.methods import build_method
 from paperlib.method.rivals import GSS, MIR
-from paperlib.repro.calibrate import calibrate, predict_seconds
+from paperlib.repro.calibrate import (
+    Calibration,
+    calibrate,
+    predict_grid_seconds,
+    predict_seconds,
+)
 from paperlib.repro.experiments import ALL_METHODS
 from paperlib.repro.plan import (
     PlanError,
@@ -21,7 +26,7 @@ from paperlib.repro.plan import (
     plan_table,
 )
 from paperlib.serving.config import RunConfig
-from paperlib.serving.runner import run
+from paperlib.serving.runner import clear_first_models, run
 
 
 def _check_against_run(params: dict) -> None:
@@ -123,7 +128,8 @@ def test_time_prediction_within_30_percent() -> None:
         ratios = []
         for _ in range(2):  # a shared CPU: one re-measurement if the first is disturbed
             cal = calibrate(plans)
-            predicted = sum(predict_seconds(p, cal) for p in plans)
+            predicted = sum(predict_grid_seconds(plans, cal))
+            clear_first_models()  # the prediction is for a fresh process
             t0 = time.perf_counter()
             for c in configs:
                 run(c, store=False)
@@ -147,3 +153,23 @@ def test_cli(capsys: pytest.CaptureFixture[str]) -> None:
     assert "06_bandit_dynamics" in out and "total" in out
     assert main(["plan", "-p", "profle", "smoke"]) == 2
     assert "did you mean 'profile'" in capsys.readouterr().err
+
+
+def test_grid_prediction_charges_a_shared_first_model_once() -> None:
+    """Methods whose plugins are inert in round 0 share the first model of equal settings
+    (the runner's cache): the grid prediction charges its round-0 steps once; a method that
+    trains its own (SI's path integral runs in round 0) pays them every time."""
+    base = {"dataset": "digits", "profile": "smoke", "device": "cpu"}
+    methods = ["finetune", "replay", "si", "si"]
+    plans = plan_grid([RunConfig.from_params({**base, "method": m}) for m in methods])
+    assert plans[0].round0_key == plans[1].round0_key is not None
+    assert plans[2].round0_key is None
+    cal = Calibration("cpu", 1)
+    for p in plans:
+        k = (p.model_key, p.config.method)
+        cal.step0[k], cal.step[k], cal.fixed[k], cal.fixed_flops[k] = 1.0, 0.0, 0.0, 0.0
+        cal.eval_per_sample[p.model_key], cal.per_round[p.model_key] = 0.0, 0.0
+    cold = [predict_seconds(p, cal) for p in plans]
+    grid = predict_grid_seconds(plans, cal)
+    assert grid[0] == cold[0] and grid[2:] == cold[2:]
+    assert grid[1] == pytest.approx(cold[1] - plans[1].steps[0]) and plans[1].steps[0] > 0

@@ -136,9 +136,13 @@ def calibrate(plans: Sequence[RunPlan], steps: int = 24, device: str | None = No
         from paperlib.serving.runner import run
 
         cheapest = min(plans, key=lambda p: predict_seconds(p, cal))
+        from paperlib.serving.runner import clear_first_models
+
         run(cheapest.config, store=False)  # warm-up (first-run costs happen once per process)
+        clear_first_models()  # the timed run trains its own round 0, as predict_seconds assumes
         t0 = time.perf_counter()
         run(cheapest.config, store=False)
+        clear_first_models()
         measured = time.perf_counter() - t0
         cal.runner_per_round = max(0.0, measured - predict_seconds(cheapest, cal)) / cheapest.rounds
     cal.seconds = time.perf_counter() - t_start
@@ -158,3 +162,28 @@ def predict_seconds(plan: RunPlan, cal: Calibration) -> float:
         total += evals * cal.eval_per_sample[plan.model_key] + cal.per_round[plan.model_key]
         total += cal.runner_per_round
     return total
+
+
+def predict_grid_seconds(plans: Sequence[RunPlan], cal: Calibration) -> list[float]:
+    """Predicted wall time of each run of ``plans`` run in this order in one fresh process:
+    :func:`predict_seconds`, less round 0's steps for a run whose first model the process
+    already trained (the runner's first-model cache: equal ``RunPlan.round0_key``, at most
+    ``FIRST_MODEL_CACHE_SIZE`` kept, least recently used dropped first)."""
+    from collections import OrderedDict
+
+    from paperlib.serving.runner import FIRST_MODEL_CACHE_SIZE
+
+    cached: OrderedDict[str, None] = OrderedDict()
+    out = []
+    for plan in plans:
+        seconds = predict_seconds(plan, cal)
+        key = plan.round0_key
+        if key is not None and key in cached:
+            seconds -= plan.steps[0] * cal.step0[(plan.model_key, plan.config.method)]
+            cached.move_to_end(key)
+        elif key is not None:
+            cached[key] = None
+            while len(cached) > FIRST_MODEL_CACHE_SIZE:
+                cached.popitem(last=False)
+        out.append(seconds)
+    return out

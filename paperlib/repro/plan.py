@@ -106,18 +106,26 @@ def plan_table(grids: Mapping[str, Sequence[RunConfig]], cal: Calibration | None
                plans: Sequence[RunPlan] | None = None) -> list[dict[str, Any]]:
     """One row per notebook: runs, new runs (not already run by an earlier notebook: a cache
     hit), steps and training FLOPs of the new runs (every round, round 0 included), and their
-    predicted seconds when ``cal`` is given; then a ``total`` row."""
-    from paperlib.repro.calibrate import predict_seconds
+    predicted seconds when ``cal`` is given (the distinct runs one after another in one
+    process, a first model shared by several methods trained once:
+    :func:`~paperlib.repro.calibrate.predict_grid_seconds`); then a ``total`` row."""
+    from paperlib.repro.calibrate import predict_grid_seconds
 
     configs = [c for cs in grids.values() for c in cs]
     plans = list(plans) if plans is not None else plan_grid(configs)
     by_key = {}
     for c, p in zip(configs, plans, strict=True):
         by_key.setdefault(c.key("x"), p)
+    seconds = {}  # run key -> predicted seconds, the distinct runs in order in one process
+    if cal is not None:
+        keys = list(by_key)
+        seconds = dict(zip(keys, predict_grid_seconds([by_key[k] for k in keys], cal),
+                           strict=True))
     done: set[str] = set()
     rows = []
     for name, cs in grids.items():
-        new = [by_key[c.key("x")] for c in cs if c.key("x") not in done]
+        new_keys = list(dict.fromkeys(c.key("x") for c in cs if c.key("x") not in done))
+        new = [by_key[k] for k in new_keys]
         done.update(c.key("x") for c in cs)
         row = {"notebook": name, "runs": len(cs), "new_runs": len(new),
                "steps": sum(p.total_steps for p in new),
@@ -125,7 +133,7 @@ def plan_table(grids: Mapping[str, Sequence[RunConfig]], cal: Calibration | None
                "flops_exact": all(p.exact for p in new),
                "steps_exact": all(a == b for p in new for a, b in p.steps_range)}
         if cal is not None:
-            row["predicted_seconds"] = sum(predict_seconds(p, cal) for p in new)
+            row["predicted_seconds"] = sum(seconds[k] for k in new_keys)
         rows.append(row)
     total = {"notebook": "total", "runs": sum(r["runs"] for r in rows),
              "new_runs": sum(r["new_runs"] for r in rows), "steps": sum(r["steps"] for r in rows),

@@ -42,6 +42,10 @@ class RunPlan:
             ``budget`` when the data decide a step's cost).
         exact: False when a bandit's choices or a memory's fill make ``flops`` (and under a
             budget ``steps``) an estimate (``~`` in the report).
+        round0_key: the first-model cache's key (architecture and
+            :func:`~paperlib.serving.runner.round0_settings`) when every plugin of the method
+            is inert in round 0, so that a process that already trained that first model
+            skips round 0; None when the run always trains its own.
     """
 
     config: RunConfig
@@ -55,6 +59,7 @@ class RunPlan:
     steps_range: list[tuple[int, int]] = field(default_factory=list)
     exact: bool = True
     stream_seconds: float = 0.0
+    round0_key: str | None = None
 
     @property
     def rounds(self) -> int:
@@ -104,6 +109,10 @@ def plan_run(cfg: RunConfig, stream: Any = None) -> RunPlan:
     built = build_method(cfg.method, cfg.hparams, cfg.epochs, cfg.seed)
     B = cfg.batch_size
     plan = RunPlan(cfg, arch, key, stream_seconds=built_seconds)
+    if all(getattr(p, "inert_in_round0", False) for p in built.regularizers):
+        from paperlib.serving.runner import round0_settings
+
+        plan.round0_key = f"{arch} {round0_settings(cfg)}"
     all_step = meter.step_flops(B, meter.group_names)
     n_params = sum(p.numel() for p in model.parameters())
     n_seen, n_prev = 0, 0

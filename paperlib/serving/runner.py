@@ -138,6 +138,18 @@ FIRST_MODEL_CACHE_SIZE = 16
 _NOT_IN_ROUND0 = ("method", "hparams", "steps", "budget", "epochs")
 
 
+def round0_settings(cfg: RunConfig) -> str:
+    """The run settings that decide round 0 (every config field but :data:`_NOT_IN_ROUND0`),
+    as one string: runs with equal strings (and inert round-0 plugins) share a first model
+    through :func:`_first_model`'s cache, and ``paperlib plan`` charges round 0 once for them."""
+    return repr(sorted((k, v) for k, v in as_jsonable(cfg).items() if k not in _NOT_IN_ROUND0))
+
+
+def clear_first_models() -> None:
+    """Empty this process's cache of first models (the next run trains its round 0)."""
+    _FIRST_MODELS.clear()
+
+
 def _first_model(cfg: RunConfig, arch: str, model: torch.nn.Module, plugins: list,
                  train: Callable[[], Any]) -> Any:
     """Round 0 (the first served model) through a per-process cache.
@@ -153,9 +165,8 @@ def _first_model(cfg: RunConfig, arch: str, model: torch.nn.Module, plugins: lis
     LwF...) always trains its own."""
     if not all(getattr(p, "inert_in_round0", False) for p in plugins):
         return train()
-    fields = {k: v for k, v in as_jsonable(cfg).items() if k not in _NOT_IN_ROUND0}
     before = torch.get_rng_state()  # a method that drew random numbers earlier gets its own
-    key = (arch, repr(sorted(fields.items())), str(next(model.parameters()).device),
+    key = (arch, round0_settings(cfg), str(next(model.parameters()).device),
            hash(before.numpy().tobytes()))
     hit = _FIRST_MODELS.get(key)
     if hit is None:

@@ -173,3 +173,33 @@ def test_grid_prediction_charges_a_shared_first_model_once() -> None:
     grid = predict_grid_seconds(plans, cal)
     assert grid[0] == cold[0] and grid[2:] == cold[2:]
     assert grid[1] == pytest.approx(cold[1] - plans[1].steps[0]) and plans[1].steps[0] > 0
+
+
+def test_plan_knows_which_runs_share_a_first_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The planner's rule (``RunPlan.round0_key``) against the runner's cache, method by
+    method: after a ``finetune`` run, a run trains round 0 again exactly when its plan's key
+    differs from finetune's (or is None)."""
+    import paperlib.serving.runner as runner_mod
+
+    trained: list[str] = []
+    real = runner_mod._first_model
+
+    def spy(cfg, arch, model, plugins, train):  # noqa: ANN001, ANN202
+        def counted():  # noqa: ANN202
+            trained.append(cfg.method)
+            return train()
+        return real(cfg, arch, model, plugins, counted)
+
+    monkeypatch.setattr(runner_mod, "_first_model", spy)
+    base = {"dataset": "digits", "profile": "smoke", "device": "cpu"}
+    first = plan_grid([RunConfig.from_params({**base, "method": "finetune"})])[0]
+    for method in ALL_METHODS:
+        cfg = RunConfig.from_params({**base, "method": method})
+        plan = plan_grid([cfg])[0]
+        clear_first_models()
+        run({**base, "method": "finetune"}, store=False)
+        trained.clear()
+        run(cfg, store=False)
+        shared = plan.round0_key is not None and plan.round0_key == first.round0_key
+        assert (trained == []) == shared, (method, plan.round0_key is not None, trained)
+    clear_first_models()

@@ -133,11 +133,9 @@ def calibrate(plans: Sequence[RunPlan], steps: int = 24, device: str | None = No
             predict(model, x)
             cal.eval_per_sample[mkey] = (time.perf_counter() - t0) / len(x)
     if real_run:
-        from paperlib.serving.runner import run
+        from paperlib.serving.runner import clear_first_models, run
 
         cheapest = min(plans, key=lambda p: predict_seconds(p, cal))
-        from paperlib.serving.runner import clear_first_models
-
         run(cheapest.config, store=False)  # warm-up (first-run costs happen once per process)
         clear_first_models()  # the timed run trains its own round 0, as predict_seconds assumes
         t0 = time.perf_counter()

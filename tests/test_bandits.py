@@ -7,11 +7,13 @@ is also run against a deliberately broken policy to show that it can fail.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
 import pytest
 
+from paperlib.engine.bandit_policy import successive_inclusion
 from paperlib.engine.bandits import (
     POLICIES,
     UCB1,
@@ -230,14 +232,21 @@ def test_exp3s_update_matches_the_formula() -> None:
     assert policy.scores() == pytest.approx(np.log(w / w.max()), abs=1e-12)
 
 
-def test_exp3_update_k_uses_approximate_inclusion_probabilities() -> None:
+def test_exp3_update_k_weights_by_the_k_sets_exact_inclusion_probabilities() -> None:
     policy = Exp3(4, gamma=0.4, seed=0)
     policy.update(3, 1.0)
     p = policy.probabilities()
     before = policy.scores()
+    # the probability that pull_k(2) contains each arm, from its own draws (Monte Carlo)
+    draws = copy.deepcopy(policy)
+    freq = np.zeros(4)
+    for _ in range(20000):
+        freq[draws.pull_k(2)] += 1
+    q = successive_inclusion(p, 2)
+    assert q == pytest.approx(freq / 20000, abs=0.01)
+    assert not np.allclose(q, np.minimum(1.0, 2 * p))  # the old approximation differs here
     policy.update_k([3, 0], [1.0, 0.5])
-    q = np.minimum(1.0, 2 * p[[3, 0]])  # min(1, k p_i) with k = 2
-    gains = 0.4 * np.array([1.0, 0.5]) / q / 4
+    gains = 0.4 * np.array([1.0, 0.5]) / q[[3, 0]] / 4  # x_hat = r / P(arm in the k-set)
     expected = before.copy()
     expected[[3, 0]] += gains
     assert policy.scores() == pytest.approx(expected - expected.max(), abs=1e-12)

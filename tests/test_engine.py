@@ -210,6 +210,20 @@ def test_multi_head_split_task_runs():
     assert r.summary["final_avg_accuracy"] > 0.5  # two-way choices: chance is 0.5
 
 
+def test_forgetting_measures_the_old_classes_only_in_class_incremental():
+    # The new classes keep arriving until the last round, so forgetting and backward transfer
+    # are the old split's (best before R minus final; final minus after round 0); notebook 02
+    # labels its forgetting bars "forgetting of the old classes". Data-incremental's one split
+    # is learned until the end: there both are undefined.
+    r = run({**SMOKE, "scenario": "class_incremental", "method": "finetune"}, store=False)
+    old = r.accuracy_matrix["old"].to_numpy()
+    assert r.summary["forgetting"] == pytest.approx(old[:-1].max() - old[-1])
+    assert r.summary["backward_transfer"] == pytest.approx(old[-1] - old[0])
+    assert r.summary["forgetting"] > 0  # fine-tuning on the new classes forgets the old
+    d = run({**SMOKE, "method": "finetune"}, store=False)
+    assert math.isnan(d.summary["forgetting"]) and math.isnan(d.summary["backward_transfer"])
+
+
 def test_cli_summary_json_and_parameter_errors(tmp_path, capsys):
     out = tmp_path / "s.json"
     code = cli_main(["run", "-p", "dataset", "digits", "-p", "profile", "smoke", "-p", "device",

@@ -46,6 +46,24 @@ def test_backward_transfer_by_hand():
     assert metrics.backward_transfer(A, INTRO) == pytest.approx((-0.30 + 0.05) / 2)
 
 
+def test_split_still_being_learned_counts_for_neither():
+    # Split 1's training data arrives until the final round (learned_at = R = 2): as in
+    # class-incremental MNIST's new classes, its rising accuracy is learning, not negative
+    # forgetting, so only split 0 counts. With learned_at = 1 it would give -0.05 / +0.05.
+    B = A[:, :2]
+    assert metrics.forgetting(B, [0, 2]) == pytest.approx(0.30)
+    assert metrics.backward_transfer(B, [0, 2]) == pytest.approx(-0.30)
+    assert math.isnan(metrics.forgetting(B[:, 1:], [2]))
+
+
+def test_forgetting_of_a_split_counts_from_the_round_it_was_learned():
+    # Split 1 introduced at round 1 but learned at round 2: its 0.9 at round 1 (mid-learning)
+    # is not the reference; the best from round 2 on is.
+    C = np.array([[0.9, 0.0], [0.8, 0.9], [0.7, 0.6], [0.7, 0.5]])
+    assert metrics.forgetting(C, [0, 2]) == pytest.approx(((0.9 - 0.7) + (0.6 - 0.5)) / 2)
+    assert metrics.backward_transfer(C, [0, 2]) == pytest.approx(((0.7 - 0.9) + (0.5 - 0.6)) / 2)
+
+
 def test_no_earlier_split_gives_nan():
     assert math.isnan(metrics.forgetting(np.array([[0.9]]), [0]))
     assert math.isnan(metrics.backward_transfer(np.array([[0.9], [0.8]]), [1]))

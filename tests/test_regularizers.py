@@ -319,7 +319,9 @@ def test_estimators_match_per_sample_loops_and_leave_no_grad() -> None:
     meter.start_round()
     fisher = fisher_diagonal(model, x, y, batch_size=2, meter=meter)
     hidden_imp = neuron_importance(model, x, y, batch_size=3, meter=meter)
-    assert meter.flops == pytest.approx(2 * 7 * 3 * meter.forward_flops_per_sample)
+    fwd = meter.forward_flops_per_sample  # fisher: to the weights; neurons: to the blocks
+    assert meter.flops == pytest.approx(7 * (2 * fwd + meter.backward_flops_per_sample
+                                             + meter.activation_backward_flops_per_sample))
     assert all(p.grad is None and p.requires_grad for p in model.parameters())
     params = list(model.parameters())
     loop_f = [torch.zeros_like(p) for p in params]
@@ -473,3 +475,35 @@ def test_quadratic_value_and_hand_written_gradient_match_autograd(with_omega):
     extra = [anchor[n] for n in names] + ([omega[n] for n in names] if omega else [])
     assert torch.autograd.gradcheck(lambda *ps: _WeightedSquares.apply(len(ps), *ps, *extra),
                                     tuple(p.detach().clone().requires_grad_() for p in params))
+
+
+# --------------------------------------------------------------------------------------------
+# Each importance pass is charged what it computes (FlopCounterMode counts the matmuls run)
+# --------------------------------------------------------------------------------------------
+
+
+def _metered_and_counted(estimate) -> tuple[float, float]:  # noqa: ANN001
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(0)
+    model = mlp((6,), 4, widths=(16, 8))
+    meter = ComputeMeter(model, input_shape=(6,))
+    x, y = torch.randn(24, 6), torch.randint(0, 4, (24,))
+    with FlopCounterMode(display=False) as counter:
+        estimate(model, x, y, meter)
+    return meter.flops, float(counter.get_total_flops())
+
+
+@pytest.mark.parametrize("name", ["fisher", "squared_batch", "mas", "neurons"])
+def test_importance_passes_are_charged_what_they_compute(name: str) -> None:
+    """A pass to the weights costs a training step's backward (no gradient for the data), a
+    neuron-importance pass only the input gradients above the first block; both used to be
+    charged a full 2-forward backward (the first layer's input gradient, never computed)."""
+    estimate = {
+        "fisher": lambda m, x, y, meter: fisher_diagonal(m, x, y, meter=meter),
+        "squared_batch": lambda m, x, y, meter: squared_batch_gradients(m, x, y, meter=meter),
+        "mas": lambda m, x, y, meter: mas_importance(m, x, meter=meter),
+        "neurons": lambda m, x, y, meter: neuron_importance(m, x, y, meter=meter),
+    }[name]
+    metered, counted = _metered_and_counted(estimate)
+    assert metered == pytest.approx(counted, rel=1e-9)

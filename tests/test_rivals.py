@@ -66,6 +66,23 @@ def test_mir_replays_the_candidates_a_virtual_step_hurts_most():
     assert not set(expected.tolist()) == set(cand[rise.argsort()[:4]].tolist())  # a real choice
 
 
+def test_mir_chooses_at_any_batch_size():
+    # Its default draws 5 candidates per replayed sample (Aljundi et al.: 50 for 10), so a
+    # batch of 128 (the paper profile: 64 replayed) still makes the virtual step and chooses;
+    # a fixed 50 candidates used to replay them all, unchosen and uncharged.
+    model = _model()
+    src = MIR(memory_size=400, replay_ratio=0.5)
+    ctx = _ctx(model, n_new=256, n_seen=400)
+    src.start_round(ctx, batch_size=128)
+    assert src.n_candidates == 320
+    before = ctx.meter.flops
+    x, _, _ = src.next_batch()
+    assert len(src.last_candidates) == 320 and len(src.chosen) == 64 == len(x) - 64
+    assert ctx.meter.flops > before  # the virtual step and the candidates' forwards are charged
+    with pytest.raises(ValueError, match="must exceed the memory samples replayed"):
+        MIR(memory_size=400, candidates=50).start_round(_ctx(model), batch_size=128)
+
+
 class _Recorder(Plugin):
     """Recomputes, independently of DER, the model's logits on each step's new samples before
     the update; keyed by the sample's values."""
@@ -106,11 +123,12 @@ def test_der_stores_the_logits_of_the_model_at_insertion_time():
 HP = {"memory_size": 24, "mir_candidates": 16, "gss_candidates": 6}
 
 
-@pytest.mark.parametrize("method", ["replay", "mir", "gss", "der", "derpp", "er_ace", "lwf"])
+@pytest.mark.parametrize("method", ["replay", "mir", "gss", "der", "derpp", "er_ace", "lwf",
+                                    "bandit", "importance_reg_only", "ewc", "online_ewc", "mas"])
 def test_metered_flops_equal_the_matrix_multiplies_actually_run(method):
     """Every forward and backward the round runs (training steps, virtual steps, per-sample
-    gradients, teacher forwards, logit refreshes) is a matrix multiply that the FLOP counter
-    sees; the compute meter must charge exactly that much."""
+    gradients, teacher forwards, logit refreshes, importance passes) is a matrix multiply that
+    the FLOP counter sees; the compute meter must charge exactly that much."""
     model = _model()
     served = copy.deepcopy(_model(1)).eval().requires_grad_(False)
     hp = {k: v for k, v in HP.items() if k in METHODS[method].hparams}

@@ -68,6 +68,7 @@ def test_data_incremental_shards_partition_training_set() -> None:
     for chunk in [s.initial, *s.rounds]:  # labels travel with their samples
         assert (chunk.y == chunk.x[:, 0, 0, 0].long() % 10).all()
     assert [t.name for t in s.test_splits] == ["all"] and len(s.test_splits[0]) == 200
+    assert s.test_splits[0].learned_at == len(s.rounds)  # learned until the end: no forgetting
 
 
 def test_subsampling_is_stratified_and_shards_cover_it() -> None:
@@ -88,6 +89,8 @@ def test_class_incremental_class_sets(digits: Dataset) -> None:
         assert classes(chunk) == {5, 6, 7, 8, 9} and chunk.name.startswith("new classes, shard")
     old, new = s.test_splits
     assert (old.name, old.introduced_at, new.name, new.introduced_at) == ("old", 0, "new", 1)
+    # the new classes keep arriving until the last round: forgetting measures the old ones only
+    assert (old.learned_at, new.learned_at) == (0, len(s.rounds))
     assert classes(old) == {0, 1, 2, 3, 4} and classes(new) == {5, 6, 7, 8, 9}
     assert len(old) + len(new) == len(digits.y_test) and classes(s.probe) == set(range(10))
 
@@ -147,6 +150,7 @@ def test_rotated_domains(digits: Dataset) -> None:
     s = streams.rotated(digits, seed=0, angles=(0, 90, 45))
     assert [t.name for t in s.test_splits] == ["rot 0°", "rot 90°", "rot 45°"]
     assert [t.introduced_at for t in s.test_splits] == [0, 1, 2]
+    assert [t.learned_at for t in s.test_splits] == [0, 1, 2]  # each arrives in one round
     assert torch.equal(s.test_splits[0].x, torch.tensor(digits.x_test))
     assert row_keys(s.initial.x) <= row_keys(digits.x_train)  # domain 0 is untransformed
     expected = torch.rot90(torch.tensor(digits.x_test), 1, dims=(2, 3))

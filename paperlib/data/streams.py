@@ -53,9 +53,12 @@ class TestSplit:
         x, y: as in :class:`Chunk`.
         name: column name, e.g. ``"all"``, ``"old"``, ``"new"``, ``"task 3"``, ``"chunk 4"``.
         introduced_at: the round whose training data first covers this split (0 = the initial
-            model). Forgetting and backward transfer only count splits introduced before the
-            final round.
+            model); average accuracy counts a split from this round on.
         classes: active classes for multi-head evaluation (``None`` = all classes).
+        training_ends_at: the last round that still brings training data of this split, when
+            its data arrives over several rounds (class-incremental's new classes, in shards;
+            data-incremental's one split); ``None`` = its data all arrives at
+            ``introduced_at``. See :attr:`learned_at`.
     """
 
     x: torch.Tensor
@@ -63,6 +66,15 @@ class TestSplit:
     name: str
     introduced_at: int = 0
     classes: tuple[int, ...] | None = None
+    training_ends_at: int | None = None
+
+    @property
+    def learned_at(self) -> int:
+        """The round after which no more training data of this split arrives: forgetting and
+        backward transfer (:mod:`paperlib.engine.metrics`) measure a split from this round on,
+        and only when it is before the final round (a split still being learned is not
+        forgotten; Chaudhry et al. 2018 exclude the task being trained)."""
+        return self.introduced_at if self.training_ends_at is None else self.training_ends_at
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -189,7 +201,9 @@ def data_incremental(ds: Dataset, *, seed: int, n_shards: int = 10, initial_shar
                      max_train: int | None = None, max_test: int | None = None,
                      probe_size: int | None = 1000) -> Stream:
     """Data-incremental: the shuffled training set in ``n_shards`` disjoint (near-)equal shards;
-    shards ``1..initial_shards`` train the first model, each later shard is one round.
+    shards ``1..initial_shards`` train the first model, each later shard is one round. One test
+    split, ``"all"``, whose training data keeps arriving until the last round: forgetting and
+    backward transfer are undefined here (NaN); the negative flip rate measures instability.
 
     >>> s = data_incremental(load_dataset("digits"), seed=0)
     >>> s.initial.name, [c.name for c in s.rounds][:2], len(s.rounds), s.test_splits[0].name
@@ -207,7 +221,8 @@ def data_incremental(ds: Dataset, *, seed: int, n_shards: int = 10, initial_shar
               for i, s in enumerate(shards) if i >= initial_shards]
     x_te, y_te = _tensor_x(d.x_test), _tensor_y(d.y_test)
     return Stream(
-        f"{ds.name}/data_incremental", initial, rounds, [TestSplit(x_te, y_te, "all", 0)],
+        f"{ds.name}/data_incremental", initial, rounds,
+        [TestSplit(x_te, y_te, "all", 0, training_ends_at=len(rounds))],
         _probe(x_te, y_te, probe_size, seed), ds.n_classes, tuple(ds.input_shape),
         _meta(ds, "data_incremental", seed, n_shards=n_shards, initial_shards=initial_shards,
               max_train=max_train, max_test=max_test, probe_size=probe_size))
@@ -219,8 +234,9 @@ def class_incremental(ds: Dataset, *, seed: int, old_classes: tuple[int, ...] = 
     """Class-incremental: the first model sees every training sample of ``old_classes``; the
     remaining (new) classes arrive shuffled together in ``n_new_shards`` rounds.
 
-    Test splits: ``"old"`` (introduced at 0) and ``"new"`` (introduced at 1). The probe is drawn
-    from the full test set (all classes).
+    Test splits: ``"old"`` (introduced at 0) and ``"new"`` (introduced at 1, its training data
+    arriving until the last round, so forgetting and backward transfer measure the old classes
+    only). The probe is drawn from the full test set (all classes).
 
     >>> s = class_incremental(load_dataset("digits"), seed=0)
     >>> sorted(set(s.initial.y.tolist())), sorted(set(s.rounds[0].y.tolist()))
@@ -244,7 +260,7 @@ def class_incremental(ds: Dataset, *, seed: int, old_classes: tuple[int, ...] = 
     x_te, y_te = _tensor_x(d.x_test), _tensor_y(d.y_test)
     te_old = torch.from_numpy(np.isin(d.y_test, old))
     splits = [TestSplit(x_te[te_old], y_te[te_old], "old", 0),
-              TestSplit(x_te[~te_old], y_te[~te_old], "new", 1)]
+              TestSplit(x_te[~te_old], y_te[~te_old], "new", 1, training_ends_at=len(rounds))]
     return Stream(
         f"{ds.name}/class_incremental", initial, rounds, splits,
         _probe(x_te, y_te, probe_size, seed), ds.n_classes, tuple(ds.input_shape),

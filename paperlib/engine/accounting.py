@@ -162,8 +162,26 @@ class ComputeMeter:
         self.flops += batch_size * self.forward_flops_per_sample
 
     def add_backward(self, batch_size: int) -> None:
-        """Record an extra full backward pass (input and weight gradients of every group)."""
-        self.flops += 2.0 * batch_size * self.forward_flops_per_sample
+        """Record an extra full backward pass: weight gradients of every group and input
+        gradients above the first (the data need no gradient), as inside a training step:
+        ``step_flops(n, all) - n * forward``."""
+        self.flops += batch_size * self.backward_flops_per_sample
+
+    def add_activation_backward(self, batch_size: int) -> None:
+        """Record an extra backward pass to the block outputs only (gradients w.r.t. the hidden
+        activations, as neuron importance takes them): input gradients of every group above
+        the first, no weight gradient."""
+        self.flops += batch_size * self.activation_backward_flops_per_sample
+
+    @property
+    def backward_flops_per_sample(self) -> float:
+        """Per-sample FLOPs of :meth:`add_backward` (2 forwards less the first group's)."""
+        return self.step_flops(1, self.group_names) - self.forward_flops_per_sample
+
+    @property
+    def activation_backward_flops_per_sample(self) -> float:
+        """Per-sample FLOPs of :meth:`add_activation_backward` (the groups above the first)."""
+        return sum(self.group_flops[g] for g in self.group_names[1:])
 
     def end_round(self) -> RoundCost:
         """Stop the clock and return the round's :class:`RoundCost`."""

@@ -61,6 +61,43 @@ def _sample(rng: np.random.Generator, p: np.ndarray) -> int:
     return min(i, len(p) - 1)
 
 
+#: Largest arm count for which :func:`successive_inclusion` enumerates the draws exactly.
+EXACT_INCLUSION_MAX_ARMS = 16
+
+
+def successive_inclusion(p: np.ndarray, k: int) -> np.ndarray:
+    """``(K,)`` probability that each arm is among ``k`` arms drawn one after another without
+    replacement, each draw proportional to ``p`` over the arms left (``rng.choice(...,
+    replace=False, p=p)``, the base :meth:`Policy.pull_k`); sums to ``k``. Exact (every
+    ordered draw enumerated as a set of drawn arms) for at most
+    :data:`EXACT_INCLUSION_MAX_ARMS` arms.
+
+    >>> successive_inclusion(np.array([0.5, 0.25, 0.25]), 2).round(6).tolist()
+    [0.833333, 0.583333, 0.583333]
+    """
+    p = np.asarray(p, dtype=float)
+    p = p / p.sum()
+    n = len(p)
+    if n > EXACT_INCLUSION_MAX_ARMS:
+        raise ValueError(f"exact inclusion probabilities need at most "
+                         f"{EXACT_INCLUSION_MAX_ARMS} arms, got {n}")
+    states = {0: 1.0}  # bitmask of the arms drawn so far -> probability
+    for _ in range(k):
+        nxt: dict[int, float] = {}
+        for mask, q in states.items():
+            left = 1.0 - sum(p[i] for i in range(n) if mask >> i & 1)
+            for i in range(n):
+                if not mask >> i & 1 and p[i] > 0:
+                    nxt[mask | 1 << i] = nxt.get(mask | 1 << i, 0.0) + q * p[i] / left
+        states = nxt
+    out = np.zeros(n)
+    for mask, q in states.items():
+        for i in range(n):
+            if mask >> i & 1:
+                out[i] += q
+    return out
+
+
 def _logsumexp(x: np.ndarray) -> float:
     m = float(x.max())
     return m + math.log(float(np.exp(x - m).sum()))

@@ -11,11 +11,13 @@ from typing import Any
 import numpy as np
 
 from paperlib.engine.bandit_policy import (
+    EXACT_INCLUSION_MAX_ARMS,
     Policy,
     _check_int,
     _check_real,
     _sample,
     _softmax,
+    successive_inclusion,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -149,7 +151,14 @@ class Exp3(_LogWeightPolicy):
         self._apply_gains(arm, gain)
 
     def _update_k(self, arms: np.ndarray, rewards: np.ndarray) -> None:
-        q = np.minimum(1.0, len(arms) * self._probs()[arms])
+        # importance weight: each arm's probability of being in the k-set that pull_k draws
+        # (successively, without replacement), exact for up to EXACT_INCLUSION_MAX_ARMS arms;
+        # min(1, k p) beyond (an approximation that under-credits the leading arms)
+        p = self._probs()
+        if self.n_arms <= EXACT_INCLUSION_MAX_ARMS:
+            q = successive_inclusion(p, len(arms))[arms]
+        else:
+            q = np.minimum(1.0, len(arms) * p[arms])
         self._apply_gains(arms, self.gamma * (rewards / q) / self.n_arms)
 
     def _apply_gains(self, arms: int | np.ndarray, gains: float | np.ndarray) -> None:

@@ -2,7 +2,9 @@
 
 Notation: ``A[r, j]`` is the accuracy after round ``r`` (0 = the first served model) on test
 split ``j``; ``t_j`` is the round that introduced split ``j`` (:attr:`TestSplit.introduced_at`);
-``R`` is the final round.
+``l_j`` the round after which no more of its training data arrives
+(:attr:`TestSplit.learned_at`; ``l_j = t_j`` when its data arrives at once); ``R`` is the final
+round.
 
 >>> import numpy as np
 >>> A = np.array([[0.9, 0.0], [0.5, 0.8], [0.6, 0.9]])
@@ -13,6 +15,12 @@ split ``j``; ``t_j`` is the round that introduced split ``j`` (:attr:`TestSplit.
 0.1
 >>> round(backward_transfer(A, intro), 3)          # ((0.6-0.9) + (0.9-0.8)) / 2
 -0.1
+
+A split whose data arrives until the final round (here split 1, ``l_1 = 2``) is still being
+learned, so it counts for neither:
+
+>>> round(forgetting(A, [0, 2]), 3), round(backward_transfer(A, [0, 2]), 3)
+(0.3, -0.3)
 """
 
 from __future__ import annotations
@@ -37,25 +45,28 @@ def average_accuracy(acc_row: Sequence[float], introduced_at: Sequence[int], rou
     return float(np.mean(vals)) if vals else float("nan")
 
 
-def forgetting(A: np.ndarray, introduced_at: Sequence[int]) -> float:
-    """Average forgetting (Chaudhry et al. 2018) at the final round ``R``:
+def forgetting(A: np.ndarray, learned_at: Sequence[int]) -> float:
+    """Average forgetting (Chaudhry et al. 2018) at the final round ``R``, over the splits
+    learned before it (``learned_at`` = ``l_j``; a split still being learned is excluded, as
+    Chaudhry et al. exclude the current task):
 
-    ``mean_{j : t_j < R} ( max_{t_j <= l < R} A[l, j] - A[R, j] )``.
+    ``mean_{j : l_j < R} ( max_{l_j <= l < R} A[l, j] - A[R, j] )``.
 
-    Positive = accuracy lost since its best; NaN when no split was introduced before ``R``.
+    Positive = accuracy lost since its best; NaN when no split was learned before ``R``.
     """
     A = np.asarray(A, dtype=float)
     R = A.shape[0] - 1
-    vals = [A[t:R, j].max() - A[R, j] for j, t in enumerate(introduced_at) if t < R]
+    vals = [A[t:R, j].max() - A[R, j] for j, t in enumerate(learned_at) if t < R]
     return float(np.mean(vals)) if vals else float("nan")
 
 
-def backward_transfer(A: np.ndarray, introduced_at: Sequence[int]) -> float:
-    """Backward transfer (Lopez-Paz & Ranzato 2017), generalised to splits introduced at
-    round ``t_j``: ``mean_{j : t_j < R} ( A[R, j] - A[t_j, j] )``. Negative = forgetting."""
+def backward_transfer(A: np.ndarray, learned_at: Sequence[int]) -> float:
+    """Backward transfer (Lopez-Paz & Ranzato 2017), generalised to splits learned by round
+    ``l_j``: ``mean_{j : l_j < R} ( A[R, j] - A[l_j, j] )``. Negative = forgetting; NaN when
+    no split was learned before ``R``."""
     A = np.asarray(A, dtype=float)
     R = A.shape[0] - 1
-    vals = [A[R, j] - A[t, j] for j, t in enumerate(introduced_at) if t < R]
+    vals = [A[R, j] - A[t, j] for j, t in enumerate(learned_at) if t < R]
     return float(np.mean(vals)) if vals else float("nan")
 
 

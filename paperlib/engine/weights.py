@@ -204,6 +204,7 @@ def inclusion_probabilities(policy, k: int) -> np.ndarray:  # noqa: ANN001 - ban
     >>> p.round(6).tolist(), round(float(p.sum()), 9)
     ([0.666667, 0.666667, 0.666667], 2.0)
     """
+    from paperlib.engine.bandit_policy import EXACT_INCLUSION_MAX_ARMS, successive_inclusion
     from paperlib.engine.bandits import UCB1, Policy, Uniform
 
     n = policy.n_arms
@@ -217,24 +218,8 @@ def inclusion_probabilities(policy, k: int) -> np.ndarray:  # noqa: ANN001 - ban
         out = np.zeros(n)
         out[np.argsort(-policy.scores(), kind="stable")[:k]] = 1.0
         return out
-    if type(policy)._pull_k is Policy._pull_k and n <= 16:
-        p = np.asarray(policy.probabilities(), dtype=float)
-        p = p / p.sum()
-        states = {0: 1.0}  # bitmask of arms drawn so far -> probability
-        for _ in range(k):
-            nxt: dict[int, float] = {}
-            for mask, q in states.items():
-                left = 1.0 - sum(p[i] for i in range(n) if mask >> i & 1)
-                for i in range(n):
-                    if not mask >> i & 1 and p[i] > 0:
-                        nxt[mask | 1 << i] = nxt.get(mask | 1 << i, 0.0) + q * p[i] / left
-            states = nxt
-        out = np.zeros(n)
-        for mask, q in states.items():
-            for i in range(n):
-                if mask >> i & 1:
-                    out[i] += q
-        return out
+    if type(policy)._pull_k is Policy._pull_k and n <= EXACT_INCLUSION_MAX_ARMS:
+        return successive_inclusion(policy.probabilities(), k)
     import copy
 
     clone = copy.deepcopy(policy)

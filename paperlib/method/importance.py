@@ -69,12 +69,17 @@ def _snapshot(model: nn.Module) -> Importance:
     return {n: p.detach().clone() for n, p in model.named_parameters()}
 
 
-def _report(meter: ComputeMeter | None, n: int, backward: bool = True) -> None:
-    """Report one extra forward (and backward) pass over ``n`` samples to ``meter``."""
+def _report(meter: ComputeMeter | None, n: int, backward: bool = True,
+            weights: bool = True) -> None:
+    """Report one extra forward pass over ``n`` samples to ``meter``, and with ``backward``
+    its backward: to the weights (:meth:`ComputeMeter.add_backward`) or, ``weights=False``, to
+    the block outputs only (:meth:`ComputeMeter.add_activation_backward`)."""
     if meter is not None:
         meter.add_forward(n)
-        if backward:
+        if backward and weights:
             meter.add_backward(n)
+        elif backward:
+            meter.add_activation_backward(n)
 
 
 class _WeightedSquares(torch.autograd.Function):
@@ -254,7 +259,7 @@ def _squared_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor, class
                 for n, g in zip(params, grads[len(hidden) if neurons else 0:], strict=True):
                     omega_s[n] += (g / len(yb)).pow(2)
             n_batches += 1
-    _report(meter, len(x))
+    _report(meter, len(x), weights=synapses)
     return ({n: t / max(n_batches, 1) for n, t in omega_s.items()},
             [t / max(len(x), 1) for t in omega_n or []])
 

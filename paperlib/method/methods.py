@@ -91,8 +91,10 @@ _HP: dict[str, tuple[Spec, Any, str]] = {
                            help="replay: reservoir fed the chunk after the round, or each step's "
                                 "new samples after the step (Mammoth's ER)"),
                       "round", "ours (the rivals always use step, as in their papers)"),
-    "mir_candidates": (Spec("int", lo=1, help="MIR: memory candidates scored per step"), 50,
-                       "Aljundi et al. 2019 (code: --subsample 50)"),
+    "mir_candidates": (Spec("int", lo=1, optional=True,
+                            help="MIR: memory candidates scored per step (None: 5 per replayed "
+                                 "sample; an explicit count must exceed the replayed samples)"),
+                       None, "Aljundi et al. 2019 (code: --subsample 50 for a memory batch of 10)"),
     "mir_lr": (Spec("float", lo=0.0, help="MIR: learning rate of the virtual SGD step"), 0.1,
                "Aljundi et al. 2019 (Split-MNIST lr)"),
     "gss_candidates": (Spec("int", lo=1, help="GSS: memory gradients compared per step"), 10,

@@ -93,32 +93,56 @@ class MIR(Replay):
     """Maximally Interfered Retrieval (Aljundi et al., NeurIPS 2019). Each step draws
     ``candidates`` memory samples (those of earlier rounds when there are any, as the original
     excludes the current task), makes a virtual SGD step of size ``virtual_lr`` on the batch's new
-    samples, and replays the candidates whose loss that step would raise most.
+    samples, and replays the ``n`` candidates whose loss that step would raise most (``n`` =
+    the batch's memory part, ``replay_ratio * batch_size``). ``candidates=None``:
+    :attr:`CANDIDATES_PER_REPLAYED` per replayed sample, the original's ratio (50 candidates
+    for a memory batch of 10), at any batch size; an explicit count must exceed ``n``, or
+    there would be nothing to choose (ValueError).
 
     Cost per step: forward + backward on the new samples, 2 forwards on the candidates (the
     original reuses the incoming gradient for the real update; our engine cannot, so the
     backward is charged here). ``chosen`` holds the last step's replayed memory slots."""
 
     name = "mir"
+    #: candidates per replayed sample by default (Aljundi et al. 2019: --subsample 50, mem batch 10)
+    CANDIDATES_PER_REPLAYED = 5
 
     def __init__(self, epochs: float = 1.0, memory_size: int = 2000, replay_ratio: float = 0.5,
-                 budget_factor: float = 2.0, candidates: int = 50, virtual_lr: float = 0.1) -> None:
+                 budget_factor: float = 2.0, candidates: int | None = None,
+                 virtual_lr: float = 0.1) -> None:
         super().__init__(epochs, memory_size, replay_ratio, budget_factor, online=True)
         self.candidates, self.virtual_lr = candidates, virtual_lr
 
+    def candidate_count(self, n_replayed: int) -> int:
+        """Candidates drawn per step when ``n_replayed`` memory samples are replayed.
+
+        >>> MIR().candidate_count(32), MIR(candidates=50).candidate_count(32)
+        (160, 50)
+        """
+        if self.candidates is None:
+            return self.CANDIDATES_PER_REPLAYED * n_replayed
+        if self.candidates <= n_replayed:
+            raise ValueError(f"MIR: candidates ({self.candidates}) must exceed the memory samples "
+                             f"replayed per step ({n_replayed} = replay_ratio x batch_size), or "
+                             f"it has nothing to choose from; leave it unset for "
+                             f"{self.CANDIDATES_PER_REPLAYED} per replayed sample")
+        return self.candidates
+
     def start_round(self, ctx, batch_size: int) -> int:  # noqa: ANN001 - RoundContext
         self.ctx = ctx
-        return super().start_round(ctx, batch_size)
+        steps = super().start_round(ctx, batch_size)
+        self.n_candidates = self.candidate_count(self.n_mem)
+        return steps
 
     def memory_index(self, x: torch.Tensor, y: torch.Tensor, n: int) -> torch.Tensor:
         mem, ctx = self.memory, self.ctx
         pool = (mem.arrival < self.round_index).nonzero().flatten()
         if pool.numel() == 0:
             pool = torch.arange(len(mem), device=mem.device)
-        pick = torch.randperm(pool.numel(), generator=self.generator)[: self.candidates]
+        pick = torch.randperm(pool.numel(), generator=self.generator)[: self.n_candidates]
         cand = pool[pick.to(pool.device)]
         self.last_candidates = cand
-        if cand.numel() <= n:  # nothing to choose from: replay them all, no virtual step
+        if cand.numel() <= n:  # a pool this small leaves no choice: replay it all, no virtual step
             self.chosen = cand
             return cand
         scores = interference(ctx.model, x, y, mem.x[cand], mem.y[cand], self.virtual_lr,

@@ -134,7 +134,7 @@ class SynapseNeuronImportance(Regularizer):
             classes = _mask_for(step.y, ctx.new_chunk.classes, getattr(ctx, "heads", None))
             h_old, omega_n, batch_s = _batch_importance(
                 ctx.served_model, step.x, step.y, classes, ctx.model.training, need_s)
-            _report(ctx.meter, len(step.y))
+            _report(ctx.meter, len(step.y), weights=need_s)
             omega_s = batch_s if need_s else omega_s
         if self.neuron_mode == "batch" and self.importance == "mas":
             classes = _mask_for(step.y, ctx.new_chunk.classes, getattr(ctx, "heads", None))

@@ -124,7 +124,7 @@ def calibrate(plans: Sequence[RunPlan], steps: int = 24, device: str | None = No
         fixed, cal.step[(mkey, cfg.method)] = _timed_round(
             retrainer, ctx, built.source, built.scope, built.regularizers, steps)
         cal.fixed[(mkey, cfg.method)] = fixed
-        fx, _ = _plugin_passes(built.regularizers, n, len(seen), B)
+        fx, _ = _plugin_passes(built.regularizers, n, len(seen), B, meter)
         cal.fixed_flops[(mkey, cfg.method)] = fx * meter.forward_flops_per_sample
         if mkey not in cal.eval_per_sample:
             x = torch.rand((2048, *shape), generator=gen)

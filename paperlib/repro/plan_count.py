@@ -86,11 +86,11 @@ _step_rule = default_steps
 _mean_step_flops = scope_step_flops
 
 
-def _plugin_passes(plugins: Sequence[Any], n_prev: int, n_seen: int, batch: int
-                   ) -> tuple[float, float]:
+def _plugin_passes(plugins: Sequence[Any], n_prev: int, n_seen: int, batch: int,
+                   meter: ComputeMeter) -> tuple[float, float]:
     """``(round_fixed, per_step)`` samples of the plugins' extra forwards (see
     :func:`~paperlib.repro.plan_passes.plugin_passes`)."""
-    fixed, per_step, _first, _lazy = plugin_passes(plugins, n_prev, n_seen, batch)
+    fixed, per_step, _first, _lazy = plugin_passes(plugins, n_prev, n_seen, batch, meter=meter)
     return fixed, per_step
 
 
@@ -109,9 +109,9 @@ def plan_run(cfg: RunConfig, stream: Any = None) -> RunPlan:
     built = build_method(cfg.method, cfg.hparams, cfg.epochs, cfg.seed)
     B = cfg.batch_size
     plan = RunPlan(cfg, arch, key, stream_seconds=built_seconds)
-    if all(getattr(p, "inert_in_round0", False) for p in built.regularizers):
-        from paperlib.serving.runner import round0_settings
+    from paperlib.serving.runner import round0_settings, shares_first_model
 
+    if shares_first_model(built.regularizers):
         plan.round0_key = f"{arch} {round0_settings(cfg)}"
     all_step = meter.step_flops(B, meter.group_names)
     n_params = sum(p.numel() for p in model.parameters())

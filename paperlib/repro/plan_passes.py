@@ -92,10 +92,11 @@ def default_steps(source: Any, n_new: int, n_seen: int, batch: int) -> int:
     raise PlanError(f"the planner does not know the step rule of sample source {source.name!r}")
 
 
-def plugin_passes(plugins: Any, n_prev: int, n_seen: int, batch: int, pool: int | None = None
-                  ) -> tuple[float, float, float, float]:
+def plugin_passes(plugins: Any, n_prev: int, n_seen: int, batch: int, pool: int | None = None,
+                  *, meter: ComputeMeter) -> tuple[float, float, float, float]:
     """Samples of the plugins' extra metered passes in a round >= 1, ``(round_fixed, per_step,
-    first_step, lazy)``, in forwards of one sample (a backward counts 2, as the meter does).
+    first_step, lazy)``, in forwards of one sample (a backward to the weights or to the block
+    outputs counts what ``meter`` charges for it, in forwards).
     ``pool``: the source's pool size when it has one. ``first_step``: the neuron cache's
     anchors, all forwarded at the round's first step (exact unless that step's batch holds no
     anchor, when they come a step later). ``lazy``: without anchors, the most pool rows the
@@ -111,15 +112,19 @@ def plugin_passes(plugins: Any, n_prev: int, n_seen: int, batch: int, pool: int 
         SynapticIntelligence,
     )
 
+    fwd = meter.forward_flops_per_sample
+    full = 1.0 + meter.backward_flops_per_sample / fwd  # forward + backward to the weights
+    act = 1.0 + meter.activation_backward_flops_per_sample / fwd  # ... to the block outputs
     fixed = per_step = first = lazy = 0.0
     for p in plugins:
         if isinstance(p, SynapseNeuronImportance):
             n = min(p.importance_samples, n_seen)
             if p.neuron_mode == "round":
-                passes = int(p.use_neuron_term) + int(p.importance in ("fisher", "mas"))
+                weights = int(p.importance in ("fisher", "mas"))
+                neurons = int(p.use_neuron_term)
                 if p.shared_pass and p.use_neuron_term and p.importance == "fisher":
-                    passes = 1  # both importances from one forward+backward
-                fixed += 3 * n * passes
+                    neurons = 0  # both importances from one forward+backward
+                fixed += n * (full * weights + act * neurons)
                 if p.use_neuron_term and p.neuron_cache and pool is not None:
                     if p.neuron_anchors is None:  # each row the first time a batch draws it
                         lazy += pool
@@ -127,11 +132,13 @@ def plugin_passes(plugins: Any, n_prev: int, n_seen: int, batch: int, pool: int 
                         first += min(p.neuron_anchors, pool)
                 else:
                     per_step += batch * int(p.use_neuron_term)
-            else:
-                per_step += 3 * batch * int(p.use_neuron_term or p.importance == "fisher")
-                per_step += 3 * batch * int(p.importance == "mas")
+            else:  # per step on the served model: one pass (to the weights when fisher
+                # needs them, else to the block outputs), and MAS's own pass to the weights
+                if p.use_neuron_term or p.importance == "fisher":
+                    per_step += (full if p.importance == "fisher" else act) * batch
+                per_step += full * batch * int(p.importance == "mas")
         elif isinstance(p, EWC | OnlineEWC | MAS):
-            fixed += 3 * min(p.importance_samples, n_prev if n_prev else n_seen)
+            fixed += full * min(p.importance_samples, n_prev if n_prev else n_seen)
         elif isinstance(p, L2Anchor):
             per_step += batch * int(p.use_neuron_term)
         elif isinstance(p, LwF):
@@ -157,7 +164,8 @@ def round_work(built: Any, meter: ComputeMeter, n_params: int, r: int, n_new: in
         pool = n_new + mem
     elif isinstance(src, NewOnly):
         pool = n_new
-    fixed_s, per_s, first_s, lazy = plugin_passes(built.regularizers, n_prev, n_seen, B, pool)
+    fixed_s, per_s, first_s, lazy = plugin_passes(built.regularizers, n_prev, n_seen, B, pool,
+                                                  meter=meter)
     if isinstance(src, SampleBandit):
         if src.wants_reward:
             if src.reward == "batch_progress":  # the arm's rows' loss after the update
@@ -180,11 +188,12 @@ def round_work(built: Any, meter: ComputeMeter, n_params: int, r: int, n_new: in
             if r == 1 and mem:
                 fixed_s += mem  # the seeded memory's logits
         elif isinstance(src, MIR):
-            c = min(src.candidates, mem)
+            want = src.candidate_count(n_mem)
+            c = min(want, mem)
             cost = meter.step_flops(n_in, meter.group_names) + 2 * c * fwd if c > n_mem else 0.0
             extra[0] += cost
             extra[2] += cost
-            if mem - steps * n_in >= src.candidates or c <= n_mem:  # pool never short
+            if mem - steps * n_in >= want or c <= n_mem:  # pool never short
                 extra[1] += cost
         elif isinstance(src, GSS):
             c = min(src.candidates, mem + n_in)

@@ -165,7 +165,9 @@ def formatted_table(table: pd.DataFrame, metrics: Sequence[str] | None = MARKDOW
     """:func:`summary_table` output as strings ``mean ± sd`` with readable headers.
 
     ``metrics``: which ``<metric>_mean`` columns to show (``"final_acc/*"`` = every split when
-    there are at most ``max_splits``; None = all); key columns with one value are dropped."""
+    there are at most ``max_splits``; None = all; a chosen metric that is NaN in every row, such
+    as forgetting on data-incremental streams, is left out); key columns with one value are
+    dropped."""
     keys = [c for c in table.columns if not c.endswith(("_mean", "_std"))
             and c not in PROVENANCE_COLUMNS]
     keys = [c for c in keys if c in ("method", "n_seeds") or table[c].nunique() > 1]
@@ -182,8 +184,8 @@ def formatted_table(table: pd.DataFrame, metrics: Sequence[str] | None = MARKDOW
         for m in metrics:
             if m == "final_acc/*":
                 chosen += splits if 1 < len(splits) <= max_splits else []
-            elif m in available:
-                chosen.append(m)
+            elif m in available and table[f"{m}_mean"].notna().any():  # all-NaN: undefined
+                chosen.append(m)                                          # here, left out
         metrics = chosen or available
     for m in metrics:
         label = METRIC_LABELS.get(m, m.replace("final_acc/", "final acc. "))

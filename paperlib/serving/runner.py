@@ -88,10 +88,11 @@ class RunResult:
         return self.rounds.set_index("round")[cols].rename(columns=lambda c: c[4:])
 
 
-def summarize(cfg: RunConfig, rounds: pd.DataFrame, introduced_at: list[int],
+def summarize(cfg: RunConfig, rounds: pd.DataFrame, learned_at: list[int],
               meta: Mapping[str, Any]) -> dict[str, Any]:
     """Headline numbers of a run; costs sum over retraining rounds 1..R (round 0, the first
-    model, is the same for every method and excluded)."""
+    model, is the same for every method and excluded). ``learned_at``: per test split,
+    :attr:`~paperlib.data.streams.TestSplit.learned_at` (forgetting, backward transfer)."""
     A = rounds[[c for c in rounds.columns if c.startswith("acc/")]].to_numpy()
     later = rounds[rounds["round"] >= 1]
     steps = later["grad_steps"].to_numpy()
@@ -102,8 +103,8 @@ def summarize(cfg: RunConfig, rounds: pd.DataFrame, introduced_at: list[int],
         "final_avg_accuracy": float(final["avg_accuracy"]),
         "final_accuracy_by_split": {c[4:]: float(final[c]) for c in rounds.columns
                                     if c.startswith("acc/")},
-        "forgetting": metrics.forgetting(A, introduced_at),
-        "backward_transfer": metrics.backward_transfer(A, introduced_at),
+        "forgetting": metrics.forgetting(A, learned_at),
+        "backward_transfer": metrics.backward_transfer(A, learned_at),
         "prequential_accuracy": metrics.prequential_accuracy(
             (later["served_accuracy"] * later["n_new"]).round().to_numpy(), later["n_new"].to_numpy()),
         "negative_flip_rate": float(later["negative_flip_rate"].mean()),
@@ -113,7 +114,7 @@ def summarize(cfg: RunConfig, rounds: pd.DataFrame, introduced_at: list[int],
         "samples_processed": int(later["samples_processed"].sum()),
         "trainable_fraction": float(np.average(later["trainable_fraction"], weights=steps))
         if steps.sum() else float("nan"),
-        "peak_memory_bytes": int(rounds["peak_memory_bytes"].max()),
+        "peak_memory_bytes": int(later["peak_memory_bytes"].max()) if len(later) else 0,
         "rounds": int(len(rounds) - 1),
         "deployments_rejected": int((~later["deployed"].astype(bool)).sum()),
         "data_source": meta.get("source", "unknown"),
@@ -145,6 +146,13 @@ def round0_settings(cfg: RunConfig) -> str:
     return repr(sorted((k, v) for k, v in as_jsonable(cfg).items() if k not in _NOT_IN_ROUND0))
 
 
+def shares_first_model(plugins: list) -> bool:
+    """Whether a method with these plugins may take its first model from the cache
+    (:func:`_first_model`): every plugin is inert in round 0 (``Plugin.inert_in_round0``).
+    The one rule that both the runner and ``paperlib plan`` use."""
+    return all(getattr(p, "inert_in_round0", False) for p in plugins)
+
+
 def clear_first_models() -> None:
     """Empty this process's cache of first models (the next run trains its round 0)."""
     _FIRST_MODELS.clear()
@@ -163,7 +171,7 @@ def _first_model(cfg: RunConfig, arch: str, model: torch.nn.Module, plugins: lis
     method with and without it), at about a third less time per run in a sweep, where each
     worker process runs many methods of one seed. A method with a non-inert plugin (SI, EWC,
     LwF...) always trains its own."""
-    if not all(getattr(p, "inert_in_round0", False) for p in plugins):
+    if not shares_first_model(plugins):
         return train()
     before = torch.get_rng_state()  # a method that drew random numbers earlier gets its own
     key = (arch, round0_settings(cfg), str(next(model.parameters()).device),
@@ -325,7 +333,7 @@ def run(params: Mapping[str, Any] | RunConfig, *, store: bool = True, force: boo
     rounds, tables = simulate(cfg, stream, progress=progress)
     env = environment_record(device, cfg.seed) | {"run_seconds": time.perf_counter() - t0,
                                                    "code_hash": code_hash()}
-    summary = summarize(cfg, rounds, [s.introduced_at for s in stream.test_splits], stream.meta)
+    summary = summarize(cfg, rounds, [s.learned_at for s in stream.test_splits], stream.meta)
     summary |= {"code_hash": env["code_hash"], "git_revision": env["git_revision"],
                 "threads": env["cpu_threads"]}
     path = None

@@ -294,8 +294,10 @@ def summary_bars(summaries: pd.DataFrame, metric: str, ylabel: str,
 
 
 def forgetting_bars(summaries: pd.DataFrame, title: str | None = None) -> Figure:
-    """Forgetting (mean over old splits of best-ever minus final accuracy) per method."""
-    return summary_bars(summaries, "forgetting", "forgetting (accuracy points lost)", title)
+    """Forgetting per method: mean over the splits learned before the last round of their best
+    accuracy since then minus the final one (:func:`paperlib.engine.metrics.forgetting`; in a
+    class-incremental stream, the old classes), as a fraction of accuracy."""
+    return summary_bars(summaries, "forgetting", "forgetting (accuracy lost, 0-1)", title)
 
 
 def _global_steps(trace: pd.DataFrame) -> pd.DataFrame:

@@ -154,14 +154,19 @@ class Retrainer:
     (full-model passes over the new chunk, :func:`budget_flops`), as many as the FLOP budget
     allows: a step starts only while the round's metered FLOPs (``ctx.meter.flops``: training
     steps plus every extra pass that the source, scope or plugins report, including their
-    ``before_round`` work) are below the budget, so a round overshoots by less than one step
-    and a method that pays for extra passes simply gets fewer steps."""
+    ``before_round`` work) are below the round's limit, so a method that pays for extra passes
+    simply gets fewer steps. The limit is the round's budget less what the earlier budgeted
+    rounds of this retrainer (one run) spent beyond theirs (:attr:`budget_debt`), so a round's
+    overshoot, less than one of the method's own steps, is repaid by the next round, and a
+    run's total stays within one step of its total budget however dear its steps are."""
 
     #: steps between two reads of the device-side finiteness flag (:class:`LossWatch`)
     finite_check_every: int = 50
 
     def __init__(self, settings: TrainSettings) -> None:
         self.settings = settings
+        #: FLOPs the budgeted rounds so far spent beyond their budgets (taken from the next)
+        self.budget_debt = 0.0
 
     def run_round(self, ctx: RoundContext, source: SampleSource, scope: WeightScope,
                   plugins: Sequence[Plugin] = (), steps: int | None = None,
@@ -178,7 +183,7 @@ class Retrainer:
         limit = None
         if budget is not None:  # n_steps is then only the plan's estimate (for the scope)
             full = meter.step_flops(1, meter.group_names)
-            limit = budget_flops(budget, len(ctx.new_chunk), full)
+            limit = budget_flops(budget, len(ctx.new_chunk), full) - self.budget_debt
             n_steps = max(1, math.ceil((limit - meter.flops) / (full * s.batch_size)))
         scope.start_round(ctx, n_steps)
         scope.before_round(ctx)
@@ -260,4 +265,7 @@ class Retrainer:
             set_trainable(groups, list(groups))
             for _, bn in bns:
                 bn.train(model.training)
-        return meter.end_round()
+        cost = meter.end_round()
+        if limit is not None:
+            self.budget_debt = cost.train_flops - limit  # >= 0: the loop stops at the limit
+        return cost

@@ -116,6 +116,7 @@ def plan_run(cfg: RunConfig, stream: Any = None) -> RunPlan:
     all_step = meter.step_flops(B, meter.group_names)
     n_params = sum(p.numel() for p in model.parameters())
     n_seen, n_prev = 0, 0
+    debt = debt_lo = debt_hi = 0.0  # earlier budgeted rounds' overshoot (Retrainer.budget_debt)
     guard = cfg.guard_tolerance is not None
     for r, chunk in enumerate([stream.initial, *stream.rounds]):
         n_chunk = len(chunk)
@@ -128,10 +129,12 @@ def plan_run(cfg: RunConfig, stream: Any = None) -> RunPlan:
             plan.steps_range.append((steps, steps))
         else:
             work = round_work(built, meter, n_params, r, n_new, n_seen, n_prev, B)
-            if cfg.budget is not None:
-                limit = budget_flops(cfg.budget, n_new, meter.step_flops(1, meter.group_names))
+            if cfg.budget is not None:  # the round's budget less the earlier overshoot
+                budget = budget_flops(cfg.budget, n_new, meter.step_flops(1, meter.group_names))
+                limit = budget - debt
                 steps = work.budget_steps(limit)
-                lo_steps, hi_steps = work.budget_steps(limit, 2), work.budget_steps(limit, 1)
+                lo_steps = work.budget_steps(budget - debt_hi, 2)
+                hi_steps = work.budget_steps(budget - debt_lo, 1)
             else:
                 steps = lo_steps = hi_steps = (cfg.steps if cfg.steps is not None
                                                else work.default_steps)
@@ -141,6 +144,9 @@ def plan_run(cfg: RunConfig, stream: Any = None) -> RunPlan:
             lo, hi = work.flops(lo_steps, 1), work.flops(hi_steps, 2)
             if cfg.budget is not None:  # the last step's overshoot is at most one step
                 lo, hi = min(lo, work.flops(hi_steps, 1)), max(hi, work.flops(lo_steps, 2))
+                debt = flops - limit
+                debt_lo = max(0.0, lo - (budget - debt_lo))
+                debt_hi = max(debt_hi, hi - (budget - debt_hi))
             plan.steps_range.append((int(lo_steps), int(hi_steps)))
             evals += n_chunk + 2 * len(stream.probe)
             if guard:

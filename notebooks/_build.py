@@ -160,7 +160,9 @@ _nb("05_ablations", "Ablations of the paper's method on class-incremental MNIST"
     """The paper's method combines three components: a sample bandit, a weight bandit and the
 synapse/neuron importance regulariser. Their exact design is unknown (our reconstruction), so
 each is tested by switching it on or off: `bandit` (all three), `bandit_samples_only`,
-`bandit_weights_only`, `importance_reg_only`, and the full method with a *uniformly random*
+`bandit_weights_only`, `importance_reg_only`, the sample bandit with one of the other two
+(`bandit_no_reg`: both bandits; `bandit_all_weights`: sample bandit and regulariser), and the
+full method with a *uniformly random*
 choice in place of either bandit (`random_samples`, `random_weights`); `finetune` and
 `full_retrain` are the two references. Class-incremental MNIST (classes 0–4, then 5–9).""",
     cells=[

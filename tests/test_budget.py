@@ -168,7 +168,9 @@ def test_bench_pairs_each_repeats_time_with_its_own_flops():
 def test_bench_targets_table_from_fake_runs():
     from paperlib.repro.bench_targets import (
         AT_REPLAY_BUDGET,
+        ATTRIBUTION,
         SCENARIOS,
+        evaluate_attribution,
         evaluate_targets,
         replay_budget,
         target_runs,
@@ -183,13 +185,14 @@ def test_bench_targets_table_from_fake_runs():
     def fake_run(params, store):
         m, b = params["method"], params["budget"]
         acc = {"full_retrain": 0.97, "bandit": 0.965 if b is None else 0.95, "replay": 0.952,
-               "random_weights": 0.94, "random_samples": 0.96}[m]
+               "random_weights": 0.94, "random_samples": 0.96, "bandit_samples_only": 0.951,
+               "bandit_no_reg": 0.948, "bandit_all_weights": 0.953}[m]
         flops = {"full_retrain": 100.0, "bandit": 60.0 if b is None else 25.5}.get(m, 25.0)
         return Fake({"final_avg_accuracy": acc + 0.001 * params["seed"], "train_flops": flops,
                      "retrain_seconds": flops / 10, "grad_steps": 1})
 
     rows = target_runs("cpu", [0, 1, 2], "quick", run=fake_run)
-    assert len(rows) == 3 * (2 + len(SCENARIOS) * len(AT_REPLAY_BUDGET))
+    assert len(rows) == 3 * (2 + len(SCENARIOS) * (len(AT_REPLAY_BUDGET) + 3))
     timed = [r for r in rows if r["scenario"] == "data_incremental"
              and (r["method"] == "full_retrain" or r["method"] == "bandit")]
     assert len(timed) == 3 * 3 and all(len(r["seconds_runs"]) == 3 for r in timed)
@@ -217,6 +220,19 @@ def test_bench_targets_table_from_fake_runs():
         assert table[("bandit minus replay, accuracy", sc)]["verdict"] == "PASS"   # -0.002
         assert table[("bandit minus random_weights, accuracy", sc)]["verdict"] == "PASS"
         assert table[("bandit minus random_samples, accuracy", sc)]["verdict"] == "MISS"
+    # part 2d: the 2 x 2 of components over the sample bandit, each against replay and against
+    # the sample bandit alone, at replay's budget (every run it needs is among part 2b's)
+    cells = {(t["scenario"], t["method"]): t for t in evaluate_attribution(rows, "quick")}
+    assert len(cells) == len(SCENARIOS) * len(ATTRIBUTION)
+    for sc in SCENARIOS:
+        alone, no_reg = cells[(sc, "bandit_samples_only")], cells[(sc, "bandit_no_reg")]
+        assert alone["minus_samples_only"] == "(reference)"
+        assert alone["mean_minus_replay"] == pytest.approx(-0.001)
+        assert (no_reg["weight_bandit"], no_reg["regulariser"]) == ("yes", "no")
+        assert no_reg["mean_minus_samples_only"] == pytest.approx(-0.003)
+        assert cells[(sc, "bandit_all_weights")]["mean_minus_samples_only"] == pytest.approx(0.002)
+        assert cells[(sc, "bandit")]["minus_replay"] == "-0.0020 ± 0.0000"
+        assert cells[(sc, "bandit")]["flops_vs_replay"] == "102.0%"
 
 
 def test_bench_reach_table_from_fake_runs():

@@ -174,11 +174,14 @@ def test_every_method_runs(method):
     assert 0.0 <= s["final_avg_accuracy"] <= 1.0 and s["rounds"] == 2
     assert s["train_flops"] > 0 and s["grad_steps"] > 0 and 0 < s["trainable_fraction"] <= 1
     assert not math.isnan(s["prequential_accuracy"])
-    if "weight" in method or method in ("bandit", "random_samples", "random_weights"):
-        if method != "bandit_samples_only":
-            assert s["trainable_fraction"] < 1.0
-            assert "weight_groups" in result.tables
-    if method in ("bandit", "bandit_samples_only", "random_weights"):
+    if method in ("bandit", "bandit_weights_only", "bandit_no_reg", "random_samples",
+                  "random_weights"):  # a weight bandit (or random weight groups) freezes groups
+        assert s["trainable_fraction"] < 1.0
+        assert "weight_groups" in result.tables
+    elif method in ("bandit_samples_only", "bandit_all_weights"):
+        assert s["trainable_fraction"] == 1.0 and "weight_groups" not in result.tables
+    if method in ("bandit", "bandit_samples_only", "random_weights", "bandit_no_reg",
+                  "bandit_all_weights"):
         # mixed batches (new_share 0.5): every batch holds new data, the arms are past rounds
         arms = set(result.tables["sample_arms"]["arm"])
         assert "round 0" in arms and "new" not in arms

@@ -46,7 +46,7 @@ TODAY = {"finetune": FLAG, "full_retrain": FLAG, "scratch": FLAG, "replay": FLAG
          "bandit_samples_only": 1 + FLAG, "random_weights": 1 + FLAG,
          "bandit_weights_only": FLAG, "random_samples": FLAG, "bandit": 1 + FLAG,
          "mir": FLAG, "der": FLAG, "derpp": FLAG, "lwf": FLAG, "gss": 2 + FLAG,
-         "er_ace": 2 + FLAG}
+         "er_ace": 2 + FLAG, "bandit_no_reg": 1 + FLAG, "bandit_all_weights": 1 + FLAG}
 
 
 def _round_syncs(method: str, steps: int, monkeypatch: pytest.MonkeyPatch,

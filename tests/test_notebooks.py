@@ -194,7 +194,8 @@ def test_parameter_helpers() -> None:
     with pytest.raises(ConfigError, match="Valid parameters: a, b"):
         experiments.validate_notebook_params({"c": 1}, {"a", "b"})
     assert set(experiments.ABLATION_METHODS) - set(experiments.MAIN_METHODS) == {
-        "bandit_samples_only", "bandit_weights_only", "importance_reg_only",
+        "bandit_samples_only", "bandit_weights_only", "bandit_no_reg", "bandit_all_weights",
+        "importance_reg_only",
         "random_samples", "random_weights"}
 
 

@@ -41,6 +41,37 @@ def test_reservoir_keeps_every_sample_with_equal_probability():
     assert (store.arrival == store.y // 100).all()
 
 
+@pytest.mark.parametrize("capacity", [None, 250])
+def test_store_rows_match_a_plain_concatenation(capacity):
+    """The store grows its buffers geometrically instead of re-concatenating every round: the
+    rows, labels and arrival rounds it holds are those of the plain concatenation (unbounded)
+    or of the reservoir filled the same way (bounded), and each ``add`` copies only its chunk
+    while the buffers have room."""
+    store = SeenData(capacity, generator=torch.Generator().manual_seed(0))
+    chunks = [_chunk(60, [0, 1, 2], k, f"c{k}") for k in range(6)]
+    buffers = []
+    for k, c in enumerate(chunks):
+        store.add(c, k)
+        buffers.append(store._buffers[0].data_ptr())
+    n = sum(len(c) for c in chunks)
+    assert store.n_seen == n
+    if capacity is None:
+        assert len(store) == n and store.x.shape == (n, 1, 8, 8)
+        assert torch.equal(store.x, torch.cat([c.x for c in chunks]))
+        assert torch.equal(store.y, torch.cat([c.y for c in chunks]))
+        assert store.arrival.tolist() == sum(([k] * len(c) for k, c in enumerate(chunks)), [])
+        assert len(set(buffers)) <= 4, "buffers doubled: 60, 120, 240, 480 rows"
+    else:  # reservoir: every stored row is one of the chunks' rows, with its own label/round
+        assert len(store) == capacity and buffers[-1] == buffers[-2], "full: in place"
+        every = torch.cat([c.x for c in chunks]).flatten(1)
+        rounds = torch.cat([torch.full((len(c),), k) for k, c in enumerate(chunks)])
+        labels = torch.cat([c.y for c in chunks])
+        match = (store.x.flatten(1)[:, None, :] == every[None]).all(-1)
+        assert (match.sum(1) == 1).all()
+        src = match.float().argmax(1)
+        assert torch.equal(labels[src], store.y) and torch.equal(rounds[src], store.arrival)
+
+
 def test_replay_mixes_memory_into_every_batch_and_matches_the_bandit_budget():
     model = mlp((1, 8, 8), 10, widths=(8,))
     seen = SeenData()

@@ -40,13 +40,49 @@ class SeenData:
         self.capacity = capacity
         self.device = torch.device(device)
         self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
-        self.x: torch.Tensor | None = None
-        self.y: torch.Tensor | None = None
-        self.arrival: torch.Tensor | None = None
+        # Row buffers, grown geometrically (doubled, or at most to ``capacity``): adding a chunk
+        # copies the chunk, not the whole store (a store of everything seen used to be
+        # re-concatenated every round). ``x``, ``y`` and ``arrival`` are views of their first
+        # ``len(self)`` rows.
+        self._buffers: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self._n = 0
         self.n_seen = 0
 
     def __len__(self) -> int:
-        return 0 if self.y is None else int(self.y.shape[0])
+        return self._n
+
+    def _view(self, i: int) -> torch.Tensor | None:
+        return None if self._buffers is None else self._buffers[i][:self._n]
+
+    @property
+    def x(self) -> torch.Tensor | None:
+        return self._view(0)
+
+    @property
+    def y(self) -> torch.Tensor | None:
+        return self._view(1)
+
+    @property
+    def arrival(self) -> torch.Tensor | None:
+        return self._view(2)
+
+    def _append(self, x: torch.Tensor, y: torch.Tensor, arrival: torch.Tensor) -> None:
+        """Rows appended after the first ``len(self)``, growing the buffers when full."""
+        n, k = self._n, len(y)
+        if self._buffers is None:
+            self._buffers = (x.new_empty((0, *x.shape[1:])), y.new_empty(0), arrival.new_empty(0))
+        room = len(self._buffers[1])
+        if n + k > room:
+            size = max(n + k, 2 * room)
+            if self.capacity is not None:
+                size = max(n + k, min(size, self.capacity))
+            grown = tuple(b.new_empty((size, *b.shape[1:])) for b in self._buffers)
+            for old, new in zip(self._buffers, grown, strict=True):
+                new[:n] = old[:n]
+            self._buffers = grown  # type: ignore[assignment]
+        for buf, rows in zip(self._buffers, (x, y, arrival), strict=True):
+            buf[n:n + k] = rows
+        self._n = n + k
 
     def add(self, chunk: Chunk, round_index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Offer every sample of ``chunk`` to the store; returns ``(slots, src)``, int64 ``(K,)``:
@@ -54,23 +90,17 @@ class SeenData:
         x = chunk.x.to(self.device)
         y = chunk.y.to(self.device)
         arrival = torch.full((len(chunk),), round_index, dtype=torch.long, device=self.device)
-        if self.x is None:
-            self.x, self.y, self.arrival = x[:0], y[:0], arrival[:0]
         start = len(self)
         if self.capacity is None:
-            self.x = torch.cat([self.x, x])
-            self.y = torch.cat([self.y, y])
-            self.arrival = torch.cat([self.arrival, arrival])
+            self._append(x, y, arrival)
             self.n_seen += len(chunk)
             return torch.arange(start, len(self)), torch.arange(len(chunk))
         # Reservoir sampling: fill, then sample i replaces slot j ~ U[0, n_seen) if j < capacity.
         free = max(0, self.capacity - len(self))
         take = min(free, len(chunk))
         filled = torch.arange(start, start + take), torch.arange(take)
-        if take:
-            self.x = torch.cat([self.x, x[:take]])
-            self.y = torch.cat([self.y, y[:take]])
-            self.arrival = torch.cat([self.arrival, arrival[:take]])
+        if take or self._buffers is None:
+            self._append(x[:take], y[:take], arrival[:take])
         # Remaining samples: sample i (1-based count n_i among all seen) draws j ~ U[0, n_i)
         # and replaces slot j when j < capacity; for a slot hit twice the later sample wins.
         rest = len(chunk) - take

@@ -14,6 +14,9 @@ profile, 3 seeds, ``bandit`` against ``full_retrain`` (data-incremental) and, at
 against ``replay``, ``random_weights`` and ``random_samples`` (data-incremental,
 class-incremental, rotated); one table, PASS or MISS per target.
 
+Part 2d - where part 2b's gap comes from: the sample bandit alone, with the weight bandit, with
+the regulariser and with both, at replay's budget, each against replay (same runs as 2b).
+
 Part 2c - can any method reach part 2b's first target with its learning rate and schedule
 tuned? (:mod:`paperlib.repro.bench_reach`): full retraining, replay, the sample bandit alone and
 the paper's method, each at 4 settings (lr x schedule), data-incremental MNIST, 3 seeds.
@@ -47,6 +50,7 @@ from paperlib.engine.samples import NewOnly, SeenData, _Cycler
 from paperlib.engine.weights import AllWeights, FixedSubset, WeightBandit
 from paperlib.repro.bench_reach import REACH_COLS
 from paperlib.repro.bench_table import _fmt, _markdown, _print_table  # noqa: F401
+from paperlib.repro.bench_targets import ATTRIBUTION_COLS
 
 INPUT = (1, 28, 28)
 FREEZE_COLS = ["scope", "flop_ratio", "flop_ratio_range", "time_ratio", "predicted_saving",
@@ -194,7 +198,12 @@ def main(argv: list[str] | None = None) -> int:
         out["freezing"] = bench_freezing(device, "lenet", max(10, a.steps // 10), a.repeats)
         _print_table(out["freezing"], FREEZE_COLS)
     if a.part in ("methods", "all"):
-        from paperlib.repro.bench_targets import evaluate_targets, replay_budget, target_runs
+        from paperlib.repro.bench_targets import (
+            evaluate_attribution,
+            evaluate_targets,
+            replay_budget,
+            target_runs,
+        )
 
         seeds = [int(v) for v in a.seeds.split(",")]
         print(f"\n== Part 2b: issue 8's targets at equal compute, MNIST, profile {a.profile}, "
@@ -206,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
         out["targets"] = evaluate_targets(out["methods"], a.profile)
         print()
         _print_table(out["targets"], TARGET_COLS)
+        print("\n== Part 2d: where part 2b's gap comes from (each component at replay's budget) ==")
+        out["attribution"] = evaluate_attribution(out["methods"], a.profile)
+        _print_table(out["attribution"], ATTRIBUTION_COLS)
     if a.part in ("reach", "all"):
         from paperlib.repro.bench_reach import SETTINGS, evaluate_reach, reach_runs
         from paperlib.serving.config import RunConfig
@@ -240,6 +252,11 @@ def main(argv: list[str] | None = None) -> int:
             "targets": (f"Part 2b, issue 8's targets at equal compute (MNIST, profile "
                         f"{a.profile}, seeds {a.seeds}; mean ± sd over seeds of per-seed paired "
                         "values):", TARGET_COLS),
+            "attribution": (f"Part 2d, where part 2b's gap comes from: the sample bandit with "
+                            f"each other component of the paper's method switched on, at replay's "
+                            f"budget (MNIST, profile {a.profile}, seeds {a.seeds}; accuracy "
+                            "differences, mean ± sd over seeds of per-seed paired values):",
+                            ATTRIBUTION_COLS),
             "reach": (f"Part 2c, target 1 with each method's learning rate and schedule tuned "
                       f"(data-incremental MNIST, profile {a.profile}, seeds {a.seeds}, each method "
                       "at its default budget; mean ± sd over seeds; gaps and shares against "
@@ -250,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         for key, (title, cols) in parts.items():  # each part has its own README section
             if key not in out:
                 continue
-            how = {"targets": "seed by seed, one run per method, and the runs whose seconds "
+            how = {"attribution": "seed by seed, one run per method",
+                   "targets": "seed by seed, one run per method, and the runs whose seconds "
                               "are divided (data-incremental bandit and full_retrain) 3 times, "
                               "interleaved, median seconds",
                    "reach": "seed by seed, one run per method and setting"}.get(

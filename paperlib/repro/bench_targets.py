@@ -13,6 +13,11 @@ On MNIST (profile ``quick`` by default; mean ± sd over seeds of per-seed paired
   ``random_samples`` accuracy (target > 0: the bandit's choice beats chance).
 
 Every target prints PASS or MISS; nothing is tuned to pass.
+
+Part 2d (:func:`evaluate_attribution`), where the points go: at the same budget and on the same
+three scenarios, the sample bandit alone (``bandit_samples_only``), with the weight bandit
+added (``bandit_no_reg``), with the regulariser added (``bandit_all_weights``) and with both
+(``bandit``, the paper's method), each against ``replay`` and against the sample bandit alone.
 """
 
 from __future__ import annotations
@@ -26,6 +31,11 @@ from paperlib.serving.config import RunConfig
 
 SCENARIOS = ("data_incremental", "class_incremental", "rotated")
 AT_REPLAY_BUDGET = ("bandit", "replay", "random_weights", "random_samples")
+#: The components' 2 x 2 over the sample bandit: ``(method, weight bandit?, regulariser?)``.
+ATTRIBUTION = (("bandit_samples_only", False, False), ("bandit_no_reg", True, False),
+               ("bandit_all_weights", False, True), ("bandit", True, True))
+ATTRIBUTION_COLS = ["scenario", "method", "weight_bandit", "regulariser", "minus_replay",
+                    "minus_samples_only", "flops_vs_replay"]
 
 
 def replay_budget(profile: str) -> float:
@@ -50,7 +60,8 @@ def target_runs(device: str, seeds: list[int], profile: str,
         from paperlib.serving.runner import run
     b = replay_budget(profile)
     plan = [("data_incremental", m, None) for m in ("bandit", "full_retrain")]
-    plan += [(sc, m, b) for sc in SCENARIOS for m in AT_REPLAY_BUDGET]
+    extra = tuple(m for m, *_ in ATTRIBUTION if m not in AT_REPLAY_BUDGET)
+    plan += [(sc, m, b) for sc in SCENARIOS for m in AT_REPLAY_BUDGET + extra]
     timed = [("data_incremental", "bandit", None), ("data_incremental", "full_retrain", None),
              ("data_incremental", "bandit", b)]
 
@@ -128,4 +139,32 @@ def evaluate_targets(rows: list[dict[str, Any]], profile: str) -> list[dict[str,
             out.append(_row(f"bandit minus {rival}, accuracy", sc,
                             _paired(rows, sc, bandit, (rival, b), lambda x, r: x[acc] - r[acc]),
                             "> 0", lambda v: statistics.mean(v) > 0))
+    return out
+
+
+def evaluate_attribution(rows: list[dict[str, Any]], profile: str) -> list[dict[str, Any]]:
+    """Part 2d from :func:`target_runs` rows: for each scenario and each cell of
+    :data:`ATTRIBUTION` (all at replay's budget), the accuracy minus ``replay``'s and minus the
+    sample bandit alone's (mean ± sd over seeds of per-seed differences), and the FLOPs as a
+    share of replay's (mean over seeds). No verdicts: it says where part 2b's gap comes from."""
+    b = replay_budget(profile)
+    acc = "final_avg_accuracy"
+    out = []
+    for sc in SCENARIOS:
+        for method, weights, reg in ATTRIBUTION:
+            me = (method, b)
+            vs_replay = _paired(rows, sc, me, ("replay", b), lambda x, r: x[acc] - r[acc])
+            vs_alone = _paired(rows, sc, me, ("bandit_samples_only", b),
+                               lambda x, r: x[acc] - r[acc])
+            flops = _paired(rows, sc, me, ("replay", b),
+                            lambda x, r: x["train_flops"] / r["train_flops"])
+            out.append({"scenario": sc, "method": method,
+                        "weight_bandit": "yes" if weights else "no",
+                        "regulariser": "yes" if reg else "no",
+                        "minus_replay": mean_sd_text(vs_replay, signed=True),
+                        "minus_samples_only": ("(reference)" if method == "bandit_samples_only"
+                                               else mean_sd_text(vs_alone, signed=True)),
+                        "flops_vs_replay": f"{statistics.mean(flops):.1%}",
+                        "mean_minus_replay": statistics.mean(vs_replay),
+                        "mean_minus_samples_only": statistics.mean(vs_alone)})
     return out

@@ -35,6 +35,7 @@ MAIN_METHODS: tuple[str, ...] = ("finetune", "full_retrain", "scratch", "replay"
                                  "ewc", "online_ewc", "si", "mas")
 #: The paper's method with each component switched on/off, plus two references.
 ABLATION_METHODS: tuple[str, ...] = ("bandit", "bandit_samples_only", "bandit_weights_only",
+                                     "bandit_no_reg", "bandit_all_weights",
                                      "importance_reg_only", "random_samples", "random_weights",
                                      "finetune", "full_retrain")
 #: The field's other answers to "which data, which loss?" (paperlib.method.rivals, paperlib.method.distill):

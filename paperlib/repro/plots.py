@@ -33,11 +33,12 @@ if TYPE_CHECKING:
     from paperlib.repro.gridrun import GridResult
 
 _MARKERS: list[Any] = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p", "d", "8", "H",
-                       (7, 0, 0), (4, 1, 0), (6, 1, 0), (8, 1, 0), (9, 0, 0), (3, 1, 0)]
+                       (7, 0, 0), (4, 1, 0), (6, 1, 0), (8, 1, 0), (9, 0, 0), (3, 1, 0),
+                       (5, 1, 0), (10, 0, 0)]
 _DASHES: list[Any] = ["", (4, 1.5), (1, 1), (3, 1, 1, 1), (6, 2), (2, 2), (5, 1, 1, 1, 1, 1),
                       (1, 2.5), (8, 2, 2, 2), (3, 3), (4, 1, 1, 1, 1, 1, 1, 1), (10, 3),
                       (2, 1, 2, 4), (6, 1, 1, 1), (1, 4), (2, 3, 6, 3), (7, 1, 2, 1),
-                      (1, 1, 4, 1), (5, 3), (3, 1, 3, 4), (9, 1, 1, 1)]
+                      (1, 1, 4, 1), (5, 3), (3, 1, 3, 4), (9, 1, 1, 1), (2, 5), (6, 1, 2, 1, 2, 1)]
 # Colour-blind palette index per method: the nine methods of the scenario notebooks and the
 # eight of the ablation notebook each get distinct colours (index 8, yellow, is left out);
 # markers and line styles are unique over all methods.
@@ -45,8 +46,10 @@ _COLOUR_INDEX = {"finetune": 0, "full_retrain": 1, "scratch": 2, "bandit": 3, "r
                  "ewc": 5, "online_ewc": 6, "si": 7, "mas": 9, "bandit_samples_only": 2,
                  "bandit_weights_only": 4, "importance_reg_only": 5, "random_samples": 9,
                  "random_weights": 7}
-# The rivals (experiments.RIVAL_METHODS) take the darker shades of the same palette.
-_DARK_INDEX = {"mir": 0, "gss": 1, "der": 2, "derpp": 3, "er_ace": 4, "lwf": 9}
+# The rivals (experiments.RIVAL_METHODS) take the darker shades of the same palette, and so do
+# the ablation notebook's ninth and tenth methods (no rival is drawn beside them).
+_DARK_INDEX = {"mir": 0, "gss": 1, "der": 2, "derpp": 3, "er_ace": 4, "lwf": 9,
+               "bandit_no_reg": 6, "bandit_all_weights": 7}
 PDF_METADATA = {"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None}
 PNG_METADATA = {"Software": None}
 ACCURACY = "accuracy"

@@ -2,7 +2,7 @@
 # Included by the Makefile, which defines PY, STAMP, PROFILE, DEVICE, SEEDS and REPRO_MIRROR.
 #
 #   make reproduce                    PROFILE=paper (full settings; a GPU helps)
-#   make reproduce PROFILE=quick      CPU-sized, 9-11 minutes on 2 cores
+#   make reproduce PROFILE=quick      CPU-sized, 7-11 minutes on 2 cores
 #   make reproduce SCHEDULER=tcp://host:8786   the runs on a Dask cluster (README)
 #   make sweep PROFILE=quick          only compute the runs (paperlib sweep)
 #   make reproduce SEEDS=0,1,2        override the profile's seeds

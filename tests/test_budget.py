@@ -271,6 +271,45 @@ def test_bench_reach_table_from_fake_runs():
     assert sum(r["best"] == "best" for r in table.values()) == len(METHODS)
 
 
+def test_bench_paper_part_runs_the_paper_profile_stored_and_judges_target_1():
+    from paperlib.repro.bench_paper import PAPER_COLS, RUNS, evaluate_paper, paper_runs
+
+    class Fake:
+        def __init__(self, summary):
+            self.summary, self.cached = summary, False
+
+    calls = []
+
+    def fake_run(params):  # no store=False: part 2e's runs are stored and reused
+        calls.append(params)
+        m = params["method"] + ("@" if "budget" in params else "")
+        acc = {"full_retrain": 0.990, "bandit": 0.985, "replay": 0.975, "finetune": 0.982,
+               "bandit@": 0.986}[m]
+        flops = {"full_retrain": 100.0, "bandit": 15.0, "replay": 25.0, "finetune": 5.0,
+                 "bandit@": 25.0}[m]
+        secs = {"full_retrain": 10.0, "bandit": 2.0, "replay": 2.6, "finetune": 0.5,
+                "bandit@": 3.0}[m]
+        return Fake({"final_avg_accuracy": acc + 0.001 * params["seed"], "train_flops": flops,
+                     "retrain_seconds": secs, "grad_steps": 1})
+
+    rows = paper_runs("cpu", [0, 1, 2], run=fake_run)
+    assert {p["profile"] for p in calls} == {"paper"} and len(calls) == 3 * len(RUNS)
+    assert {(p["scenario"], p["dataset"]) for p in calls} == {("data_incremental", "mnist")}
+    assert all("lr" not in p for p in calls)  # the profile's optimiser for every method
+    matched = [p for p in calls if "budget" in p]  # the rest at their own default budgets
+    assert [(p["method"], p["budget"]) for p in matched] == [("bandit", 10.0)] * 3  # 2 x 5
+    assert {(r["lr"], r["lr_schedule"]) for r in rows} == {(1e-4, "constant")}  # the profile's
+    table = {r["method"]: r for r in evaluate_paper(rows)}
+    assert set(PAPER_COLS) <= set(table["bandit"])
+    assert table["bandit"]["target_1"] == "PASS"  # 0.5 points, 15 % FLOPs, 20 % seconds
+    assert table["bandit"]["mean_gap"] == pytest.approx(0.005)
+    assert table["replay"]["target_1"] == "MISS"  # 1.5 points and 26 % of the seconds
+    assert table["full_retrain"]["flops_share"] == "100.0% ± 0.0%"
+    assert table["finetune"]["target_1"] == "PASS"  # the floor: how loose the target is here
+    assert table["bandit at replay's budget 10"]["mean_minus_replay"] == pytest.approx(0.011)
+    assert table["replay"]["minus_replay"] == "+0.0000 ± 0.0000"
+
+
 @pytest.mark.parametrize("make", [
     lambda: NewOnly(1), lambda: AllSeen(1), lambda: Replay(1, memory_size=50),
     lambda: SampleBandit(1), lambda: RandomSamples()],

@@ -21,6 +21,9 @@ Part 2c - can any method reach part 2b's first target with its learning rate and
 tuned? (:mod:`paperlib.repro.bench_reach`): full retraining, replay, the sample bandit alone and
 the paper's method, each at 4 settings (lr x schedule), data-incremental MNIST, 3 seeds.
 
+Part 2e - part 2b's first target at the paper profile (:mod:`paperlib.repro.bench_paper`,
+``--part paper`` only, not in ``all``: about 40 minutes a seed on 2 CPU cores).
+
 Part 3 - rivals (:mod:`paperlib.repro.bench_rivals`): each rival's cost per step (metered FLOPs and
 seconds) as a ratio to plain replay, side by side.
 
@@ -48,6 +51,7 @@ from paperlib.engine.plugins import RoundContext
 from paperlib.engine.retrain import Retrainer, TrainSettings
 from paperlib.engine.samples import NewOnly, SeenData, _Cycler
 from paperlib.engine.weights import AllWeights, FixedSubset, WeightBandit
+from paperlib.repro.bench_paper import PAPER_COLS
 from paperlib.repro.bench_reach import REACH_COLS
 from paperlib.repro.bench_table import _fmt, _markdown, _print_table  # noqa: F401
 from paperlib.repro.bench_targets import ATTRIBUTION_COLS
@@ -167,7 +171,8 @@ def _freeze_row(label: str, pairs: list[tuple[tuple[float, float], tuple[float, 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--part", choices=("engine", "freezing", "methods", "reach", "rivals", "all"),
+    p.add_argument("--part", choices=("engine", "freezing", "methods", "reach", "rivals", "all",
+                                       "paper"),
                    default="all")
     p.add_argument("--device", default="auto")
     p.add_argument("--steps", type=int, default=200)
@@ -232,6 +237,17 @@ def main(argv: list[str] | None = None) -> int:
         out["reach_runs"] = reach_runs(device.type, seeds, a.profile)
         out["reach"] = evaluate_reach(out["reach_runs"], reference)
         _print_table(out["reach"], REACH_COLS)
+    if a.part == "paper":  # not in "all": about 40 minutes a seed on 2 CPU cores
+        from paperlib.repro.bench_paper import evaluate_paper, paper_runs
+
+        seeds = [int(v) for v in a.seeds.split(",")]
+        print(f"\n== Part 2e: target 1 at the paper profile, data-incremental MNIST, seeds "
+              f"{a.seeds} (stored runs are reused) ==")
+        out["paper_runs"] = paper_runs(device.type, seeds)
+        _print_table(out["paper_runs"], ["method", "seed", "final_avg_accuracy", "train_flops",
+                                         "retrain_seconds", "grad_steps", "cached"])
+        out["paper"] = evaluate_paper(out["paper_runs"])
+        _print_table(out["paper"], PAPER_COLS)
     if a.part in ("rivals", "all"):
         from paperlib.repro.bench_rivals import bench_rivals
 
@@ -261,6 +277,10 @@ def main(argv: list[str] | None = None) -> int:
                       f"(data-incremental MNIST, profile {a.profile}, seeds {a.seeds}, each method "
                       "at its default budget; mean ± sd over seeds; gaps and shares against "
                       "full_retrain at the profile's lr and schedule, same seed):", REACH_COLS),
+            "paper": (f"Part 2e, target 1 at the paper profile (data-incremental MNIST, "
+                      f"profile paper: LeNet with batch norm, all 60,000 images, seeds {a.seeds}, "
+                      "each method at its default budget; mean ± sd over seeds; gap and shares "
+                      "against full_retrain of the same seed):", PAPER_COLS),
             "rivals": ("Part 3, rivals' cost per step relative to replay (MLP 784-256-256-10, "
                        "batch 64):", ["method", "flop_ratio", "time_ratio"]),
         }
@@ -271,9 +291,11 @@ def main(argv: list[str] | None = None) -> int:
                    "targets": "seed by seed, one run per method, and the runs whose seconds "
                               "are divided (data-incremental bandit and full_retrain) 3 times, "
                               "interleaved, median seconds",
-                   "reach": "seed by seed, one run per method and setting"}.get(
+                   "reach": "seed by seed, one run per method and setting",
+                   "paper": "seed by seed, one stored run per method"}.get(
                        key, f"medians of {a.repeats} interleaved repeats")
-            md = [f"Measured by `make bench` (`--part {a.part}`) on {device.type} "
+            cmd = "make bench-paper" if key == "paper" else "make bench"
+            md = [f"Measured by `{cmd}` (`--part {a.part}`) on {device.type} "
                   f"({out['threads']} threads, torch {out['torch']}); {how}.", "", title, "",
                   _markdown(out[key], cols)]
             splice_readme(a.readme, "\n".join(md), f"<!-- bench-{key}:start -->",

@@ -69,7 +69,8 @@ def evaluate_reach(rows: list[dict[str, Any]], reference: tuple[float, str]) -> 
     mean_acc = {k: statistics.mean(r["final_avg_accuracy"] for r in v.values())
                 for k, v in by.items()}
     best_full = by[max((k for k in by if k[0] == "full_retrain"), key=mean_acc.__getitem__)]
-    best = {m: max((k for k in by if k[0] == m), key=mean_acc.__getitem__) for m in METHODS}
+    methods = dict.fromkeys(k[0] for k in by)
+    best = {m: max((k for k in by if k[0] == m), key=mean_acc.__getitem__) for m in methods}
     out = []
     for key, runs in by.items():
         seeds = sorted(s for s in runs if s in ref and s in best_full)

@@ -7,10 +7,10 @@ lr 1e-4. A miss at the small profile need not be a miss there, so this part runs
 data-incremental MNIST at the paper profile, ``full_retrain``, the paper's method (``bandit``),
 uniform ``replay`` and, as the floor, ``finetune`` (the new chunk only, no memory), each at its
 own default budget, and the paper's method again at replay's budget (FLOPs matched, target 2),
-seed by seed; and reports for each method, mean ± sd over seeds: its final
-accuracy, its gap to ``full_retrain`` of the same seed, and its training FLOPs and retraining
-seconds as shares of that run (target 1: gap <= 1 point, both shares <= 25 %), and its
-accuracy minus replay's of the same seed. Near the ceiling a 1-point gap is loose: the floor shows how loose.
+seed by seed; and reports for each, mean ± sd over seeds: its final accuracy, its gap to
+``full_retrain`` of the same seed, its training FLOPs and retraining seconds as shares of that
+run (target 1: gap <= 1 point, both shares <= 25 %), and its accuracy minus replay's of the
+same seed. Near the ceiling a 1-point gap is loose: the floor shows how loose.
 
 It is not part of ``--part all`` (``make bench``): on 2 CPU cores a seed takes about 40
 minutes (full retraining's 9,385 LeNet steps after round 0 dominate). Every run is stored in the
@@ -35,7 +35,6 @@ PROFILE = "paper"
 RUNS: tuple[tuple[str, str | None], ...] = (
     ("full_retrain", None), ("bandit", None), ("replay", None), ("finetune", None),
     ("bandit", "replay"))
-METHODS = tuple(dict.fromkeys(m for m, _ in RUNS))
 PAPER_COLS = ["method", "accuracy", "gap_to_reference", "flops_share", "seconds_share",
               "target_1", "minus_replay"]
 
@@ -46,9 +45,8 @@ def _label(method: str, budget: float | None) -> str:
 
 def paper_runs(device: str, seeds: list[int], run: Callable[..., Any] | None = None,
                profile: str = PROFILE) -> list[dict[str, Any]]:
-    """One summary row per (method, seed): data-incremental MNIST, ``profile`` (the paper's;
-    tests pass ``smoke``), each method at its own default budget, stored (a rerun reuses what
-    is stored)."""
+    """One summary row per entry of :data:`RUNS` and seed: data-incremental MNIST, ``profile``
+    (the paper's; tests pass ``smoke``), stored (a rerun reuses what is stored)."""
     if run is None:
         from paperlib.serving.runner import run
     base = {"dataset": "mnist", "scenario": "data_incremental", "profile": profile,

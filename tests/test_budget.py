@@ -308,6 +308,36 @@ def test_bench_paper_part_runs_the_paper_profile_stored_and_judges_target_1():
     assert table["finetune"]["target_1"] == "PASS"  # the floor: how loose the target is here
     assert table["bandit at replay's budget 10"]["mean_minus_replay"] == pytest.approx(0.011)
     assert table["replay"]["minus_replay"] == "+0.0000 ± 0.0000"
+    assert table["bandit"]["forgetting"] == "n/a" and table["bandit"]["seeds"] == 3
+
+    # A second scenario with its own seeds is judged against its own full_retrain runs.
+    def forgetting_run(params):
+        res = fake_run(params)
+        drop = 0.5 if params["method"] == "finetune" else 0.02
+        res.summary = {**res.summary, "forgetting": drop,
+                       "final_avg_accuracy": res.summary["final_avg_accuracy"] - drop}
+        return res
+
+    calls.clear()
+    both = rows + paper_runs("cpu", [0, 1], run=forgetting_run, scenario="class_incremental")
+    assert {p["scenario"] for p in calls} == {"class_incremental"} and len(calls) == 2 * len(RUNS)
+    by = {(r["scenario"], r["method"]): r for r in evaluate_paper(both)}
+    assert len(by) == 2 * len(RUNS)
+    assert by[("class_incremental", "bandit")]["seeds"] == 2
+    assert by[("class_incremental", "bandit")]["mean_gap"] == pytest.approx(0.005)
+    assert by[("class_incremental", "finetune")]["target_1"] == "MISS"  # forgets: 48 points
+    assert by[("class_incremental", "finetune")]["forgetting"] == "0.5000 ± 0.0000"
+    assert by[("data_incremental", "bandit")]["mean_gap"] == pytest.approx(0.005)
+
+
+def test_bench_paper_scenarios_option_names_each_scenario_and_its_seeds():
+    from paperlib.repro.bench_paper import parse_scenarios
+
+    assert parse_scenarios(["rotated:2"], [0, 1]) == [("rotated", [2])]
+    with pytest.raises(ValueError, match="bad seeds in 'rotated:a'"):
+        parse_scenarios(["rotated:a"], [0])
+    with pytest.raises(ValueError, match="unknown part 2e scenario 'stream'"):
+        parse_scenarios(["stream"], [0])
 
 
 @pytest.mark.parametrize("make", [

@@ -21,8 +21,9 @@ Part 2c - can any method reach part 2b's first target with its learning rate and
 tuned? (:mod:`paperlib.repro.bench_reach`): full retraining, replay, the sample bandit alone and
 the paper's method, each at 4 settings (lr x schedule), data-incremental MNIST, 3 seeds.
 
-Part 2e - part 2b's first target at the paper profile (:mod:`paperlib.repro.bench_paper`,
-``--part paper`` only, not in ``all``: about 40 minutes a seed on 2 CPU cores).
+Part 2e - part 2b's two targets at the paper profile (:mod:`paperlib.repro.bench_paper`,
+``--part paper`` only, not in ``all``: on 2 CPU cores about 40 minutes a seed for
+data-incremental MNIST and an hour for class-incremental; ``--scenarios`` picks them).
 
 Part 3 - rivals (:mod:`paperlib.repro.bench_rivals`): each rival's cost per step (metered FLOPs and
 seconds) as a ratio to plain replay, side by side.
@@ -179,6 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds for parts 2b and 2c")
     p.add_argument("--profile", default="quick", help="profile for parts 2b and 2c")
+    p.add_argument("--scenarios", nargs="+", default=["data_incremental"],
+                   metavar="SCENARIO[:SEEDS]",
+                   help="part 2e's MNIST scenarios, each with its own comma-separated seeds "
+                        "after a colon (default: --seeds), e.g. data_incremental "
+                        "class_incremental:0,1")
     p.add_argument("--out", type=Path, default=Path("results/bench.json"))
     p.add_argument("--readme", type=Path, default=None,
                    help="splice a Markdown summary between '<!-- bench:start/end -->' markers")
@@ -237,15 +243,17 @@ def main(argv: list[str] | None = None) -> int:
         out["reach_runs"] = reach_runs(device.type, seeds, a.profile)
         out["reach"] = evaluate_reach(out["reach_runs"], reference)
         _print_table(out["reach"], REACH_COLS)
-    if a.part == "paper":  # not in "all": about 40 minutes a seed on 2 CPU cores
-        from paperlib.repro.bench_paper import evaluate_paper, paper_runs
+    if a.part == "paper":  # not in "all": about 40-60 minutes a seed on 2 CPU cores
+        from paperlib.repro.bench_paper import evaluate_paper, paper_runs, parse_scenarios
 
-        seeds = [int(v) for v in a.seeds.split(",")]
-        print(f"\n== Part 2e: target 1 at the paper profile, data-incremental MNIST, seeds "
-              f"{a.seeds} (stored runs are reused) ==")
-        out["paper_runs"] = paper_runs(device.type, seeds)
-        _print_table(out["paper_runs"], ["method", "seed", "final_avg_accuracy", "train_flops",
-                                         "retrain_seconds", "grad_steps", "cached"])
+        plan = parse_scenarios(a.scenarios, [int(v) for v in a.seeds.split(",")])
+        out["paper_runs"] = []
+        for scenario, seeds in plan:
+            print(f"\n== Part 2e: targets 1 and 2 at the paper profile, {scenario} MNIST, seeds "
+                  f"{','.join(map(str, seeds))} (stored runs are reused) ==")
+            out["paper_runs"] += paper_runs(device.type, seeds, scenario=scenario)
+        _print_table(out["paper_runs"], ["scenario", "method", "seed", "final_avg_accuracy",
+                                         "train_flops", "retrain_seconds", "grad_steps", "cached"])
         out["paper"] = evaluate_paper(out["paper_runs"])
         _print_table(out["paper"], PAPER_COLS)
     if a.part in ("rivals", "all"):
@@ -277,10 +285,12 @@ def main(argv: list[str] | None = None) -> int:
                       f"(data-incremental MNIST, profile {a.profile}, seeds {a.seeds}, each method "
                       "at its default budget; mean ± sd over seeds; gaps and shares against "
                       "full_retrain at the profile's lr and schedule, same seed):", REACH_COLS),
-            "paper": (f"Part 2e, target 1 at the paper profile (data-incremental MNIST, "
-                      f"profile paper: LeNet with batch norm, all 60,000 images, seeds {a.seeds}, "
-                      "each method at its default budget; mean ± sd over seeds; gap and shares "
-                      "against full_retrain of the same seed):", PAPER_COLS),
+            "paper": (f"Part 2e, targets 1 and 2 at the paper profile (MNIST, profile paper: LeNet with "
+                      f"batch norm, all 60,000 images; scenarios and seeds "
+                      f"`{' '.join(a.scenarios)}` (default seeds {a.seeds}), each method at its "
+                      "default budget and the bandit again at replay's; mean ± sd over seeds; "
+                      "gap and shares against full_retrain of the same scenario and seed):",
+                      PAPER_COLS),
             "rivals": ("Part 3, rivals' cost per step relative to replay (MLP 784-256-256-10, "
                        "batch 64):", ["method", "flop_ratio", "time_ratio"]),
         }

@@ -375,6 +375,36 @@ def test_bench_splices_one_part_into_the_readme(tmp_path):
     assert "old" not in text and "Part 1, engine step" in text and text.endswith("b\n")
 
 
+def test_bench_paper_splices_each_scenario_alone_and_keeps_the_others(tmp_path, monkeypatch):
+    """Part 2e has one README section per scenario: ``--scenarios rotated`` adds or refreshes
+    rotated's section and leaves the other scenarios' sections as they were measured."""
+    from paperlib.repro import bench, bench_paper
+
+    class Fake:
+        cached = True
+
+        def __init__(self, params):
+            acc = {"full_retrain": 0.98, "finetune": 0.60}.get(params["method"], 0.95)
+            self.summary = {"final_avg_accuracy": acc, "train_flops": 10.0 if params["method"]
+                            == "full_retrain" else 3.0, "retrain_seconds": 1.0,
+                            "grad_steps": 1, "forgetting": 1 - acc}
+
+    real = bench_paper.paper_runs
+    monkeypatch.setattr(bench_paper, "paper_runs", lambda device, seeds, scenario: real(
+        device, seeds, run=Fake, profile="smoke", scenario=scenario))
+    readme = tmp_path / "R.md"
+    kept = "<!-- bench-paper-data_incremental:start -->\nmeasured\n" \
+           "<!-- bench-paper-data_incremental:end -->"
+    readme.write_text(f"a\n{kept}\nb\n")
+    assert bench.main(["--part", "paper", "--device", "cpu", "--seeds", "0,1", "--scenarios",
+                       "rotated", "--out", str(tmp_path / "b.json"), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert text.startswith(f"a\n{kept}\n\n<!-- bench-paper-rotated:start -->") and \
+        text.endswith("<!-- bench-paper-rotated:end -->\nb\n")
+    assert "`--part paper --scenarios rotated:0,1`" in text and "Part 2e, rotated MNIST" in text
+    assert "| finetune | 2 | 0.6000 ± 0.0000 | 0.3800 ± 0.0000 |" in text
+
+
 def test_a_rounds_overshoot_is_repaid_by_the_next_round():
     """A round stops at the first step that reaches its limit, so it overshoots by up to one of
     the method's steps; MIR's cost several plain ones. The next round's limit is the budget

@@ -23,7 +23,8 @@ the paper's method, each at 4 settings (lr x schedule), data-incremental MNIST, 
 
 Part 2e - part 2b's two targets at the paper profile (:mod:`paperlib.repro.bench_paper`,
 ``--part paper`` only, not in ``all``: on 2 CPU cores about 40 minutes a seed for
-data-incremental MNIST and an hour for class-incremental; ``--scenarios`` picks them).
+data-incremental MNIST, an hour for class-incremental and 50 minutes for rotated; ``--scenarios``
+picks them, and ``--readme`` splices one section per scenario run, leaving the others).
 
 Part 3 - rivals (:mod:`paperlib.repro.bench_rivals`): each rival's cost per step (metered FLOPs and
 seconds) as a ratio to plain replay, side by side.
@@ -285,12 +286,6 @@ def main(argv: list[str] | None = None) -> int:
                       f"(data-incremental MNIST, profile {a.profile}, seeds {a.seeds}, each method "
                       "at its default budget; mean ± sd over seeds; gaps and shares against "
                       "full_retrain at the profile's lr and schedule, same seed):", REACH_COLS),
-            "paper": (f"Part 2e, targets 1 and 2 at the paper profile (MNIST, profile paper: LeNet with "
-                      f"batch norm, all 60,000 images; scenarios and seeds "
-                      f"`{' '.join(a.scenarios)}` (default seeds {a.seeds}), each method at its "
-                      "default budget and the bandit again at replay's; mean ± sd over seeds; "
-                      "gap and shares against full_retrain of the same scenario and seed):",
-                      PAPER_COLS),
             "rivals": ("Part 3, rivals' cost per step relative to replay (MLP 784-256-256-10, "
                        "batch 64):", ["method", "flop_ratio", "time_ratio"]),
         }
@@ -301,15 +296,31 @@ def main(argv: list[str] | None = None) -> int:
                    "targets": "seed by seed, one run per method, and the runs whose seconds "
                               "are divided (data-incremental bandit and full_retrain) 3 times, "
                               "interleaved, median seconds",
-                   "reach": "seed by seed, one run per method and setting",
-                   "paper": "seed by seed, one stored run per method"}.get(
+                   "reach": "seed by seed, one run per method and setting"}.get(
                        key, f"medians of {a.repeats} interleaved repeats")
-            cmd = "make bench-paper" if key == "paper" else "make bench"
-            md = [f"Measured by `{cmd}` (`--part {a.part}`) on {device.type} "
+            md = [f"Measured by `make bench` (`--part {a.part}`) on {device.type} "
                   f"({out['threads']} threads, torch {out['torch']}); {how}.", "", title, "",
                   _markdown(out[key], cols)]
             splice_readme(a.readme, "\n".join(md), f"<!-- bench-{key}:start -->",
                           f"<!-- bench-{key}:end -->")
+        if "paper" in out:  # one section per scenario: the others keep what they measured
+            from paperlib.repro.bench_paper import splice_paper_sections
+
+            seeds_of = dict(plan)
+
+            def paper_md(scenario: str, rows: list[dict[str, Any]]) -> str:
+                seeds = ",".join(map(str, seeds_of[scenario]))
+                return "\n".join([
+                    f"Measured by `make bench-paper` (`--part paper --scenarios {scenario}:{seeds}`) "
+                    f"on {device.type} ({out['threads']} threads, torch {out['torch']}); seed by "
+                    "seed, one stored run per method.", "",
+                    f"Part 2e, {scenario.replace('_', '-')} MNIST: targets 1 and 2 at the paper "
+                    f"profile (LeNet with batch norm, all 60,000 images; seeds {seeds}; each "
+                    "method at its default budget and the bandit again at replay's; mean ± sd "
+                    "over seeds; gap and shares against full_retrain of the same seed):", "",
+                    _markdown(rows, PAPER_COLS[1:])])
+
+            splice_paper_sections(a.readme, out["paper"], paper_md)
         print(f"updated the benchmark sections of {a.readme}")
     return 0
 

@@ -5,13 +5,13 @@ MLP, 2 epochs a round). The paper's own setting is the ``paper`` profile: all 60
 images, the authors' LeNet with batch norm, 10 initial epochs and 5 a round, batch 128, Adam at
 lr 1e-4. A miss at the small profile need not be a miss there, so this part runs, on MNIST at
 the paper profile (data-incremental; class-incremental and rotated, where forgetting is
-possible; any of :data:`SCENARIOS`), ``full_retrain``, the paper's method (``bandit``), uniform ``replay`` and, as
-the floor, ``finetune`` (the new chunk only, no memory), each at its own default budget, and the
-paper's method again at replay's budget (FLOPs matched, target 2), seed by seed; and reports for
-each scenario and method, mean ± sd over seeds: its final accuracy, its gap to ``full_retrain``
-of the same scenario and seed, its training FLOPs and retraining seconds as shares of that run
-(target 1: gap <= 1 point, both shares <= 25 %), its accuracy minus replay's of the same seed
-(target 2: >= -0.3 point) and its average forgetting (Chaudhry et al. 2018; "n/a" on
+possible; any of :data:`SCENARIOS`), ``full_retrain``, the paper's method (``bandit``), uniform
+``replay`` and, as the floor, ``finetune`` (the new chunk only, no memory), each at its own
+default budget, and the paper's method again at replay's budget (FLOPs matched, target 2), seed
+by seed; and reports for each scenario and method, mean ± sd over seeds: its final accuracy, its
+gap to ``full_retrain`` of the same scenario and seed, its training FLOPs and retraining seconds
+as shares of that run (target 1: gap <= 1 point, both shares <= 25 %), its accuracy minus
+replay's of the same seed (target 2: >= -0.3 point) and its average forgetting (Chaudhry et al. 2018; "n/a" on
 data-incremental MNIST, whose test splits all arrive at once, so nothing is learned earlier).
 Near the ceiling a 1-point gap is loose: the floor shows how loose.
 
@@ -134,7 +134,8 @@ def paper_markers(scenario: str) -> tuple[str, str]:
     return f"<!-- bench-paper-{scenario}:start -->", f"<!-- bench-paper-{scenario}:end -->"
 
 
-def splice_paper_sections(readme: Path, table: list[dict[str, Any]], snippet: Callable[[str, list[dict[str, Any]]], str]) -> list[str]:
+def splice_paper_sections(readme: Path, table: list[dict[str, Any]],
+                          snippet: Callable[[str, list[dict[str, Any]]], str]) -> list[str]:
     """Splice one README section per scenario in ``table`` (rows of :func:`evaluate_paper`),
     ``snippet(scenario, rows)`` being its Markdown; sections of scenarios not in ``table`` are
     left as they were measured, so ``--scenarios rotated`` adds or refreshes rotated's section
@@ -160,21 +161,22 @@ def splice_paper_sections(readme: Path, table: list[dict[str, Any]], snippet: Ca
     b
     <BLANKLINE>
     """
+    from paperlib.repro.manifest import _atomic_write
     from paperlib.repro.report import splice_readme
 
     done = []
     for scenario in dict.fromkeys(r["scenario"] for r in table):
         start, end = paper_markers(scenario)
+        md = snippet(scenario, [r for r in table if r["scenario"] == scenario])
         text = readme.read_text()
-        if start not in text:  # after the last part 2e section, else at the end
-            ends = [text.rfind(paper_markers(s)[1]) for s in SCENARIOS]
-            at = max(ends)
-            if at < 0:
+        if start in text:
+            splice_readme(readme, md, start, end)
+        else:  # a new section after the last part 2e section
+            ends = [text.find(e) + len(e) for _, e in map(paper_markers, SCENARIOS) if e in text]
+            if not ends:
                 raise ValueError(f"{readme} has no part 2e section ({start} ... {end}) to "
                                  "splice into; add the markers where the table belongs")
-            at += len(paper_markers(SCENARIOS[ends.index(at)])[1])
-            readme.write_text(f"{text[:at]}\n\n{start}\n{end}{text[at:]}")
-        splice_readme(readme, snippet(scenario, [r for r in table if r["scenario"] == scenario]),
-                      start, end)
+            at = max(ends)
+            _atomic_write(readme, f"{text[:at]}\n\n{start}\n{md.strip()}\n{end}{text[at:]}")
         done.append(scenario)
     return done

@@ -11,8 +11,9 @@ default budget, and the paper's method again at replay's budget (FLOPs matched, 
 by seed; and reports for each scenario and method, mean ± sd over seeds: its final accuracy, its
 gap to ``full_retrain`` of the same scenario and seed, its training FLOPs and retraining seconds
 as shares of that run (target 1: gap <= 1 point, both shares <= 25 %), its accuracy minus
-replay's of the same seed (target 2: >= -0.3 point) and its average forgetting (Chaudhry et al. 2018; "n/a" on
-data-incremental MNIST, whose test splits all arrive at once, so nothing is learned earlier).
+replay's of the same seed (target 2: >= -0.3 point) and its average forgetting (Chaudhry et al.
+2018; "n/a" on data-incremental MNIST, whose test splits all arrive at once, so nothing is
+learned earlier).
 Near the ceiling a 1-point gap is loose: the floor shows how loose.
 
 It is not part of ``--part all`` (``make bench``): on 2 CPU cores a seed takes about 40 minutes

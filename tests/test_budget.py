@@ -390,8 +390,8 @@ def test_bench_paper_splices_each_scenario_alone_and_keeps_the_others(tmp_path, 
                             "grad_steps": 1, "forgetting": 1 - acc}
 
     real = bench_paper.paper_runs
-    monkeypatch.setattr(bench_paper, "paper_runs", lambda device, seeds, scenario: real(
-        device, seeds, run=Fake, profile="smoke", scenario=scenario))
+    monkeypatch.setattr(bench_paper, "paper_runs", lambda device, seeds, scenario, **kw: real(
+        device, seeds, run=Fake, profile="smoke", scenario=scenario, **kw))
     readme = tmp_path / "R.md"
     kept = "<!-- bench-paper-data_incremental:start -->\nmeasured\n" \
            "<!-- bench-paper-data_incremental:end -->"
@@ -403,6 +403,64 @@ def test_bench_paper_splices_each_scenario_alone_and_keeps_the_others(tmp_path, 
         text.endswith("<!-- bench-paper-rotated:end -->\nb\n")
     assert "`--part paper --scenarios rotated:0,1`" in text and "Part 2e, rotated MNIST" in text
     assert "| finetune | 2 | 0.6000 ± 0.0000 | 0.3800 ± 0.0000 |" in text
+
+
+def test_bench_paper_attribution_runs_part_2d_cells_and_splices_their_own_section(
+        tmp_path, monkeypatch):
+    """``--attribution rotated`` adds the sample bandit alone, with the weight bandit and with
+    the regulariser, at replay's budget, to rotated's part 2e runs; part 2e's table leaves them
+    out and a table of their own pairs each with replay (its own default, the same passes) and
+    with the sample bandit alone, seed by seed."""
+    from paperlib.repro import bench, bench_paper
+
+    acc = {"full_retrain": 0.98, "finetune": 0.60, "replay": 0.95, "bandit_samples_only": 0.952,
+           "bandit_no_reg": 0.945, "bandit_all_weights": 0.948, "bandit": 0.94}
+    calls = []
+
+    class Fake:
+        cached = True
+
+        def __init__(self, params):
+            calls.append(params)
+            m = params["method"]
+            self.summary = {"final_avg_accuracy": acc[m] + 0.001 * params["seed"],
+                            "train_flops": 10.0 if m == "full_retrain" else 3.0,
+                            "retrain_seconds": 1.0, "grad_steps": 1, "forgetting": 1 - acc[m]}
+
+    rows = bench_paper.paper_runs("cpu", [0, 1], run=Fake, profile="smoke", scenario="rotated",
+                                  attribution=True)
+    extra = [(p["method"], p.get("budget")) for p in calls if p["method"] not in
+             {m for m, _ in bench_paper.RUNS}]
+    b = bench_paper.replay_budget("smoke")
+    assert extra == [("bandit_samples_only", b), ("bandit_no_reg", b),
+                     ("bandit_all_weights", b)] * 2
+    assert {r["method"] for r in bench_paper.evaluate_paper(rows)} == {
+        "full_retrain", "bandit", "replay", "finetune", f"bandit at replay's budget {b:g}"}
+    cells = {r["method"]: r for r in bench_paper.evaluate_paper_attribution(rows)}
+    assert list(cells) == ["bandit_samples_only", "bandit_no_reg", "bandit_all_weights", "bandit"]
+    assert cells["bandit_samples_only"]["mean_minus_replay"] == pytest.approx(0.002)
+    assert cells["bandit_no_reg"]["mean_minus_samples_only"] == pytest.approx(-0.007)
+    assert cells["bandit"]["mean_minus_replay"] == pytest.approx(-0.010)  # at replay's budget
+    assert cells["bandit_all_weights"]["forgetting"] == "0.0520 ± 0.0000"
+    assert cells["bandit"]["flops_vs_replay"] == "100.0%"
+    assert bench_paper.evaluate_paper_attribution(rows[:5]) == []  # none run: no table
+
+    real = bench_paper.paper_runs
+    monkeypatch.setattr(bench_paper, "paper_runs", lambda device, seeds, scenario, **kw: real(
+        device, seeds, run=Fake, profile="smoke", scenario=scenario, **kw))
+    readme = tmp_path / "R.md"
+    readme.write_text("a\n<!-- bench-paper-rotated:start -->\nold\n"
+                      "<!-- bench-paper-rotated:end -->\nb\n")
+    argv = ["--part", "paper", "--device", "cpu", "--seeds", "0,1", "--scenarios", "rotated",
+            "--out", str(tmp_path / "b.json"), "--readme", str(readme)]
+    with pytest.raises(SystemExit):  # only scenarios part 2e runs can have their cells added
+        bench.main(argv + ["--attribution", "class_incremental"])
+    assert bench.main(argv + ["--attribution", "rotated"]) == 0
+    text = readme.read_text()
+    start, end = bench_paper.paper_markers("rotated", "paper-attribution")
+    assert text.index("<!-- bench-paper-rotated:end -->") < text.index(start) < text.index(end)
+    assert "`--part paper --scenarios rotated:0,1 --attribution rotated`" in text
+    assert "| bandit_no_reg | yes | no | -0.0050 ± 0.0000 | -0.0070 ± 0.0000 | 100.0% |" in text
 
 
 def test_a_rounds_overshoot_is_repaid_by_the_next_round():

@@ -24,7 +24,9 @@ the paper's method, each at 4 settings (lr x schedule), data-incremental MNIST, 
 Part 2e - part 2b's two targets at the paper profile (:mod:`paperlib.repro.bench_paper`,
 ``--part paper`` only, not in ``all``: on 2 CPU cores about 40 minutes a seed for
 data-incremental MNIST, an hour for class-incremental and 50 minutes for rotated; ``--scenarios``
-picks them, and ``--readme`` splices one section per scenario run, leaving the others).
+picks them, and ``--readme`` splices one section per scenario run, leaving the others;
+``--attribution rotated`` adds part 2d's cells at that profile on rotated MNIST, in a section of
+their own).
 
 Part 3 - rivals (:mod:`paperlib.repro.bench_rivals`): each rival's cost per step (metered FLOPs and
 seconds) as a ratio to plain replay, side by side.
@@ -186,6 +188,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="part 2e's MNIST scenarios, each with its own comma-separated seeds "
                         "after a colon (default: --seeds), e.g. data_incremental "
                         "class_incremental:0,1")
+    p.add_argument("--attribution", nargs="*", default=[], metavar="SCENARIO",
+                   help="part 2e: also run part 2d's cells (the sample bandit alone, with the "
+                        "weight bandit, with the regulariser) at replay's budget on these of "
+                        "--scenarios, e.g. rotated")
     p.add_argument("--out", type=Path, default=Path("results/bench.json"))
     p.add_argument("--readme", type=Path, default=None,
                    help="splice a Markdown summary between '<!-- bench:start/end -->' markers")
@@ -245,18 +251,31 @@ def main(argv: list[str] | None = None) -> int:
         out["reach"] = evaluate_reach(out["reach_runs"], reference)
         _print_table(out["reach"], REACH_COLS)
     if a.part == "paper":  # not in "all": about 40-60 minutes a seed on 2 CPU cores
-        from paperlib.repro.bench_paper import evaluate_paper, paper_runs, parse_scenarios
+        from paperlib.repro.bench_paper import (
+            evaluate_paper,
+            evaluate_paper_attribution,
+            paper_runs,
+            parse_scenarios,
+        )
 
         plan = parse_scenarios(a.scenarios, [int(v) for v in a.seeds.split(",")])
+        if unknown := set(a.attribution) - {s for s, _ in plan}:
+            p.error(f"--attribution {' '.join(sorted(unknown))}: not among --scenarios "
+                    f"({' '.join(s for s, _ in plan)})")
         out["paper_runs"] = []
         for scenario, seeds in plan:
             print(f"\n== Part 2e: targets 1 and 2 at the paper profile, {scenario} MNIST, seeds "
                   f"{','.join(map(str, seeds))} (stored runs are reused) ==")
-            out["paper_runs"] += paper_runs(device.type, seeds, scenario=scenario)
+            out["paper_runs"] += paper_runs(device.type, seeds, scenario=scenario,
+                                            attribution=scenario in a.attribution)
         _print_table(out["paper_runs"], ["scenario", "method", "seed", "final_avg_accuracy",
                                          "train_flops", "retrain_seconds", "grad_steps", "cached"])
         out["paper"] = evaluate_paper(out["paper_runs"])
         _print_table(out["paper"], PAPER_COLS)
+        if a.attribution:
+            print("\n== Part 2e, attribution: each component at replay's budget ==")
+            out["paper_attribution"] = evaluate_paper_attribution(out["paper_runs"])
+            _print_table(out["paper_attribution"], ATTRIBUTION_COLS + ["forgetting"])
     if a.part in ("rivals", "all"):
         from paperlib.repro.bench_rivals import bench_rivals
 
@@ -321,6 +340,22 @@ def main(argv: list[str] | None = None) -> int:
                     _markdown(rows, PAPER_COLS[1:])])
 
             splice_paper_sections(a.readme, out["paper"], paper_md)
+
+            def attribution_md(scenario: str, rows: list[dict[str, Any]]) -> str:
+                seeds = ",".join(map(str, seeds_of[scenario]))
+                return "\n".join([
+                    f"Measured by `make bench-paper` (`--part paper --scenarios {scenario}:{seeds} "
+                    f"--attribution {scenario}`) on {device.type} ({out['threads']} threads, "
+                    f"torch {out['torch']}); seed by seed, one stored run per method.", "",
+                    f"Part 2e, {scenario.replace('_', '-')} MNIST, where target 2's gap comes "
+                    "from: part 2d's cells at the paper profile, each at replay's budget (seeds "
+                    f"{seeds}; accuracy differences, mean ± sd over seeds of per-seed paired "
+                    "values; forgetting of each cell):", "",
+                    _markdown(rows, ATTRIBUTION_COLS[1:] + ["forgetting"])])
+
+            if "paper_attribution" in out:
+                splice_paper_sections(a.readme, out["paper_attribution"], attribution_md,
+                                      part="paper-attribution")
         print(f"updated the benchmark sections of {a.readme}")
     return 0
 

@@ -16,6 +16,13 @@ replay's of the same seed (target 2: >= -0.3 point) and its average forgetting (
 learned earlier).
 Near the ceiling a 1-point gap is loose: the floor shows how loose.
 
+Where target 2 is at stake, ``--attribution SCENARIO`` adds part 2d's question at this profile
+(:func:`evaluate_paper_attribution`): the sample bandit alone (``bandit_samples_only``), with the
+weight bandit (``bandit_no_reg``), with the regulariser (``bandit_all_weights``), each at
+replay's budget like ``bandit``, so the table says which component of the paper's method costs
+accuracy against replay at equal compute (three more runs a seed, each about as long as
+``bandit`` at replay's budget).
+
 It is not part of ``--part all`` (``make bench``): on 2 CPU cores a seed takes about 40 minutes
 on data-incremental MNIST (full retraining's 9,385 LeNet steps after round 0 dominate), about an
 hour on class-incremental MNIST (30,596 images of digits 0-4, then 10 rounds of about 2,940 of
@@ -36,7 +43,7 @@ from typing import Any
 
 from paperlib.repro.bench_reach import evaluate_reach
 from paperlib.repro.bench_table import mean_sd_text
-from paperlib.repro.bench_targets import replay_budget
+from paperlib.repro.bench_targets import ATTRIBUTION, evaluate_attribution, replay_budget
 from paperlib.serving.config import RunConfig
 
 PROFILE = "paper"
@@ -45,6 +52,10 @@ PROFILE = "paper"
 RUNS: tuple[tuple[str, str | None], ...] = (
     ("full_retrain", None), ("bandit", None), ("replay", None), ("finetune", None),
     ("bandit", "replay"))
+#: The sample bandit without the weight bandit, the regulariser or both (part 2d's cells other
+#: than ``bandit`` itself), at replay's budget: run by ``--attribution``.
+ATTRIBUTION_RUNS: tuple[tuple[str, str | None], ...] = tuple(
+    (method, "replay") for method, *_ in ATTRIBUTION if method != "bandit")
 #: Scenarios part 2e can run; ``make bench-paper`` runs all three (``PAPER_SCENARIOS``).
 SCENARIOS = ("data_incremental", "class_incremental", "rotated")
 PAPER_COLS = ["scenario", "method", "seeds", "accuracy", "gap_to_reference", "flops_share",
@@ -56,16 +67,18 @@ def _label(method: str, budget: float | None) -> str:
 
 
 def paper_runs(device: str, seeds: list[int], run: Callable[..., Any] | None = None,
-               profile: str = PROFILE, scenario: str = "data_incremental") -> list[dict[str, Any]]:
-    """One summary row per entry of :data:`RUNS` and seed: MNIST ``scenario``, ``profile``
-    (the paper's; tests pass ``smoke``), stored (a rerun reuses what is stored)."""
+               profile: str = PROFILE, scenario: str = "data_incremental",
+               attribution: bool = False) -> list[dict[str, Any]]:
+    """One summary row per entry of :data:`RUNS` (and of :data:`ATTRIBUTION_RUNS` when
+    ``attribution``) and seed: MNIST ``scenario``, ``profile`` (the paper's; tests pass
+    ``smoke``), stored (a rerun reuses what is stored)."""
     if run is None:
         from paperlib.serving.runner import run
     base = {"dataset": "mnist", "scenario": scenario, "profile": profile, "device": device}
     b = replay_budget(profile)
     rows = []
     for seed in seeds:
-        for method, budget in RUNS:
+        for method, budget in RUNS + (ATTRIBUTION_RUNS if attribution else ()):
             params = {**base, "method": method, "seed": seed}
             if budget is not None:
                 params["budget"] = b
@@ -73,7 +86,7 @@ def paper_runs(device: str, seeds: list[int], run: Callable[..., Any] | None = N
             res = run(params)
             s = res.summary
             rows.append({"scenario": scenario, "method": _label(method, cfg.budget),
-                         "seed": seed, "lr": cfg.lr,
+                         "base_method": method, "budget": cfg.budget, "seed": seed, "lr": cfg.lr,
                          "lr_schedule": cfg.lr_schedule,
                          "final_avg_accuracy": s["final_avg_accuracy"],
                          "train_flops": s["train_flops"], "retrain_seconds": s["retrain_seconds"],
@@ -106,7 +119,10 @@ def parse_scenarios(specs: list[str], seeds: list[int]) -> list[tuple[str, list[
 
 def evaluate_paper(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Part 2e's table: one row per scenario and method, against ``full_retrain`` of the same
-    scenario and seed (the columns of :data:`PAPER_COLS`, as in part 2c, plus the means)."""
+    scenario and seed (the columns of :data:`PAPER_COLS`, as in part 2c, plus the means).
+    Rows of :data:`ATTRIBUTION_RUNS` are left to :func:`evaluate_paper_attribution`."""
+    extra = {m for m, _ in ATTRIBUTION_RUNS}
+    rows = [r for r in rows if r.get("base_method") not in extra]
     out = []
     for scenario in dict.fromkeys(r.get("scenario", "data_incremental") for r in rows):
         mine = [r for r in rows if r.get("scenario", "data_incremental") == scenario]
@@ -126,21 +142,39 @@ def evaluate_paper(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def paper_markers(scenario: str) -> tuple[str, str]:
-    """README markers of one scenario's part 2e section.
+def evaluate_paper_attribution(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Part 2d's table at this profile, for each scenario whose rows include
+    :data:`ATTRIBUTION_RUNS` (``--attribution``): each cell, at the budget those rows ran at
+    (replay's), against ``replay`` at its own default (the same passes) and against the sample
+    bandit alone, same seed."""
+    extra = {m for m, _ in ATTRIBUTION_RUNS}
+    out = []
+    for scenario in dict.fromkeys(r["scenario"] for r in rows if r["base_method"] in extra):
+        mine = [{**r, "method": r["base_method"]} for r in rows if r["scenario"] == scenario]
+        budget = next(r["budget"] for r in mine if r["method"] in extra)
+        out += evaluate_attribution(mine, PROFILE, scenarios=(scenario,),
+                                    replay=("replay", None), budget=budget)
+    return out
+
+
+def paper_markers(scenario: str, part: str = "paper") -> tuple[str, str]:
+    """README markers of one scenario's part 2e section (``part="paper-attribution"``: of its
+    attribution table).
 
     >>> paper_markers("rotated")
     ('<!-- bench-paper-rotated:start -->', '<!-- bench-paper-rotated:end -->')
     """
-    return f"<!-- bench-paper-{scenario}:start -->", f"<!-- bench-paper-{scenario}:end -->"
+    return f"<!-- bench-{part}-{scenario}:start -->", f"<!-- bench-{part}-{scenario}:end -->"
 
 
 def splice_paper_sections(readme: Path, table: list[dict[str, Any]],
-                          snippet: Callable[[str, list[dict[str, Any]]], str]) -> list[str]:
+                          snippet: Callable[[str, list[dict[str, Any]]], str],
+                          part: str = "paper") -> list[str]:
     """Splice one README section per scenario in ``table`` (rows of :func:`evaluate_paper`),
     ``snippet(scenario, rows)`` being its Markdown; sections of scenarios not in ``table`` are
     left as they were measured, so ``--scenarios rotated`` adds or refreshes rotated's section
-    only. A scenario without markers yet gets a new section after the last part 2e section.
+    only. A scenario without markers yet gets a new section after the last section of ``part``
+    (:func:`paper_markers`), else after the last part 2e section.
     Returns the scenarios spliced, in order.
 
     >>> import tempfile
@@ -167,13 +201,16 @@ def splice_paper_sections(readme: Path, table: list[dict[str, Any]],
 
     done = []
     for scenario in dict.fromkeys(r["scenario"] for r in table):
-        start, end = paper_markers(scenario)
+        start, end = paper_markers(scenario, part)
         md = snippet(scenario, [r for r in table if r["scenario"] == scenario])
         text = readme.read_text()
         if start in text:
             splice_readme(readme, md, start, end)
         else:  # a new section after the last part 2e section
-            ends = [text.find(e) + len(e) for _, e in map(paper_markers, SCENARIOS) if e in text]
+            ends = [text.find(e) + len(e) for _, e in
+                    (paper_markers(s, part) for s in SCENARIOS) if e in text]
+            ends = ends or [text.find(e) + len(e) for _, e in map(paper_markers, SCENARIOS)
+                            if e in text]
             if not ends:
                 raise ValueError(f"{readme} has no part 2e section ({start} ... {end}) to "
                                  "splice into; add the markers where the table belongs")

@@ -22,6 +22,7 @@ added (``bandit_no_reg``), with the regulariser added (``bandit_all_weights``) a
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Callable
 from typing import Any
@@ -142,22 +143,31 @@ def evaluate_targets(rows: list[dict[str, Any]], profile: str) -> list[dict[str,
     return out
 
 
-def evaluate_attribution(rows: list[dict[str, Any]], profile: str) -> list[dict[str, Any]]:
+def evaluate_attribution(rows: list[dict[str, Any]], profile: str,
+                         scenarios: tuple[str, ...] = SCENARIOS,
+                         replay: tuple[str, float | None] | None = None,
+                         budget: float | None = None) -> list[dict[str, Any]]:
     """Part 2d from :func:`target_runs` rows: for each scenario and each cell of
     :data:`ATTRIBUTION` (all at replay's budget), the accuracy minus ``replay``'s and minus the
     sample bandit alone's (mean ± sd over seeds of per-seed differences), and the FLOPs as a
-    share of replay's (mean over seeds). No verdicts: it says where part 2b's gap comes from."""
-    b = replay_budget(profile)
+    share of replay's (mean over seeds). No verdicts: it says where part 2b's gap comes from.
+    ``replay`` is the ``(method, budget)`` of the rows to pair with (default: ``replay`` at
+    replay's budget; part 2e runs replay at its own default, ``("replay", None)``, the same
+    passes). ``budget`` overrides replay's budget at ``profile`` as the cells' budget.
+    ``forgetting`` is mean ± sd where every paired row has one, else "n/a"."""
+    b = replay_budget(profile) if budget is None else budget
+    replay = replay or ("replay", b)
     acc = "final_avg_accuracy"
     out = []
-    for sc in SCENARIOS:
+    for sc in scenarios:
         for method, weights, reg in ATTRIBUTION:
             me = (method, b)
-            vs_replay = _paired(rows, sc, me, ("replay", b), lambda x, r: x[acc] - r[acc])
+            vs_replay = _paired(rows, sc, me, replay, lambda x, r: x[acc] - r[acc])
             vs_alone = _paired(rows, sc, me, ("bandit_samples_only", b),
                                lambda x, r: x[acc] - r[acc])
-            flops = _paired(rows, sc, me, ("replay", b),
+            flops = _paired(rows, sc, me, replay,
                             lambda x, r: x["train_flops"] / r["train_flops"])
+            forgetting = _paired(rows, sc, me, me, lambda x, _: x.get("forgetting", math.nan))
             out.append({"scenario": sc, "method": method,
                         "weight_bandit": "yes" if weights else "no",
                         "regulariser": "yes" if reg else "no",
@@ -165,6 +175,8 @@ def evaluate_attribution(rows: list[dict[str, Any]], profile: str) -> list[dict[
                         "minus_samples_only": ("(reference)" if method == "bandit_samples_only"
                                                else mean_sd_text(vs_alone, signed=True)),
                         "flops_vs_replay": f"{statistics.mean(flops):.1%}",
+                        "forgetting": (mean_sd_text(forgetting) if forgetting and not any(
+                            math.isnan(v) for v in forgetting) else "n/a"),
                         "mean_minus_replay": statistics.mean(vs_replay),
                         "mean_minus_samples_only": statistics.mean(vs_alone)})
     return out

@@ -2,7 +2,7 @@
 #   make test                 set up .venv, run lint + the whole test suite (in parallel; < 5 min on 2 cores)
 #   make reproduce            run every notebook with PROFILE=paper (default) or PROFILE=quick
 #   make bench                side-by-side speed benchmarks, then the timing tests (-m timing)
-#   make bench-paper          part 2e: issue 8's targets at the paper profile (~8 h on 2 cores)
+#   make bench-paper          part 2e: issue 8's targets at the paper profile (~9 h on 2 cores)
 #   make lab                  JupyterLab on notebooks/ with the project's kernel (.venv)
 #   make check-reproduction   rerun PROFILE=quick into a temp dir, compare with the committed tables
 #   make reproduce-plan / gpu-bundle / gpu-check   one GPU: see gpu.mk
@@ -70,7 +70,7 @@ bench: $(STAMP)
 # scenarios (e.g. PAPER_SCENARIOS=rotated) refreshes their sections and leaves the others.
 PAPER_SCENARIOS ?= data_incremental class_incremental rotated
 # Scenarios of those whose part 2e also runs part 2d's cells at replay's budget (the sample bandit
-# alone, with the weight bandit, with the regulariser: 3 more runs a seed, ~25 min on rotated).
+# alone, with the weight bandit, with the regulariser: 3 more runs a seed, ~30 min on rotated).
 PAPER_ATTRIBUTION ?= rotated
 bench-paper: $(STAMP)
 	PAPERLIB_DATA_MIRROR="$(REPRO_MIRROR)" $(PY) -m paperlib.repro.bench --part paper --seeds 0,1,2 \

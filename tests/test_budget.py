@@ -453,8 +453,9 @@ def test_bench_paper_attribution_runs_part_2d_cells_and_splices_their_own_sectio
                       "<!-- bench-paper-rotated:end -->\nb\n")
     argv = ["--part", "paper", "--device", "cpu", "--seeds", "0,1", "--scenarios", "rotated",
             "--out", str(tmp_path / "b.json"), "--readme", str(readme)]
-    with pytest.raises(SystemExit):  # only scenarios part 2e runs can have their cells added
+    with pytest.raises(SystemExit) as exc:  # only scenarios part 2e runs can have cells added
         bench.main(argv + ["--attribution", "class_incremental"])
+    assert exc.value.code == 2 and readme.read_text().count("old") == 1  # nothing written
     assert bench.main(argv + ["--attribution", "rotated"]) == 0
     text = readme.read_text()
     start, end = bench_paper.paper_markers("rotated", "paper-attribution")

@@ -327,12 +327,16 @@ def main(argv: list[str] | None = None) -> int:
 
             seeds_of = dict(plan)
 
+            def measured(scenario: str, flags: str = "") -> str:
+                seeds = ",".join(map(str, seeds_of[scenario]))
+                return (f"Measured by `make bench-paper` (`--part paper --scenarios "
+                        f"{scenario}:{seeds}{flags}`) on {device.type} ({out['threads']} threads, "
+                        f"torch {out['torch']}); seed by seed, one stored run per method.")
+
             def paper_md(scenario: str, rows: list[dict[str, Any]]) -> str:
                 seeds = ",".join(map(str, seeds_of[scenario]))
                 return "\n".join([
-                    f"Measured by `make bench-paper` (`--part paper --scenarios {scenario}:{seeds}`) "
-                    f"on {device.type} ({out['threads']} threads, torch {out['torch']}); seed by "
-                    "seed, one stored run per method.", "",
+                    measured(scenario), "",
                     f"Part 2e, {scenario.replace('_', '-')} MNIST: targets 1 and 2 at the paper "
                     f"profile (LeNet with batch norm, all 60,000 images; seeds {seeds}; each "
                     "method at its default budget and the bandit again at replay's; mean ± sd "
@@ -344,9 +348,7 @@ def main(argv: list[str] | None = None) -> int:
             def attribution_md(scenario: str, rows: list[dict[str, Any]]) -> str:
                 seeds = ",".join(map(str, seeds_of[scenario]))
                 return "\n".join([
-                    f"Measured by `make bench-paper` (`--part paper --scenarios {scenario}:{seeds} "
-                    f"--attribution {scenario}`) on {device.type} ({out['threads']} threads, "
-                    f"torch {out['torch']}); seed by seed, one stored run per method.", "",
+                    measured(scenario, f" --attribution {scenario}"), "",
                     f"Part 2e, {scenario.replace('_', '-')} MNIST, where target 2's gap comes "
                     "from: part 2d's cells at the paper profile, each at replay's budget (seeds "
                     f"{seeds}; accuracy differences, mean ± sd over seeds of per-seed paired "

@@ -56,6 +56,7 @@ RUNS: tuple[tuple[str, str | None], ...] = (
 #: than ``bandit`` itself), at replay's budget: run by ``--attribution``.
 ATTRIBUTION_RUNS: tuple[tuple[str, str | None], ...] = tuple(
     (method, "replay") for method, *_ in ATTRIBUTION if method != "bandit")
+_ATTRIBUTION_METHODS = frozenset(m for m, _ in ATTRIBUTION_RUNS)
 #: Scenarios part 2e can run; ``make bench-paper`` runs all three (``PAPER_SCENARIOS``).
 SCENARIOS = ("data_incremental", "class_incremental", "rotated")
 PAPER_COLS = ["scenario", "method", "seeds", "accuracy", "gap_to_reference", "flops_share",
@@ -121,8 +122,7 @@ def evaluate_paper(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Part 2e's table: one row per scenario and method, against ``full_retrain`` of the same
     scenario and seed (the columns of :data:`PAPER_COLS`, as in part 2c, plus the means).
     Rows of :data:`ATTRIBUTION_RUNS` are left to :func:`evaluate_paper_attribution`."""
-    extra = {m for m, _ in ATTRIBUTION_RUNS}
-    rows = [r for r in rows if r.get("base_method") not in extra]
+    rows = [r for r in rows if r.get("base_method") not in _ATTRIBUTION_METHODS]
     out = []
     for scenario in dict.fromkeys(r.get("scenario", "data_incremental") for r in rows):
         mine = [r for r in rows if r.get("scenario", "data_incremental") == scenario]
@@ -147,11 +147,11 @@ def evaluate_paper_attribution(rows: list[dict[str, Any]]) -> list[dict[str, Any
     :data:`ATTRIBUTION_RUNS` (``--attribution``): each cell, at the budget those rows ran at
     (replay's), against ``replay`` at its own default (the same passes) and against the sample
     bandit alone, same seed."""
-    extra = {m for m, _ in ATTRIBUTION_RUNS}
     out = []
-    for scenario in dict.fromkeys(r["scenario"] for r in rows if r["base_method"] in extra):
+    for scenario in dict.fromkeys(r["scenario"] for r in rows
+                                  if r["base_method"] in _ATTRIBUTION_METHODS):
         mine = [{**r, "method": r["base_method"]} for r in rows if r["scenario"] == scenario]
-        budget = next(r["budget"] for r in mine if r["method"] in extra)
+        budget = next(r["budget"] for r in mine if r["method"] in _ATTRIBUTION_METHODS)
         out += evaluate_attribution(mine, PROFILE, scenarios=(scenario,),
                                     replay=("replay", None), budget=budget)
     return out
@@ -170,7 +170,8 @@ def paper_markers(scenario: str, part: str = "paper") -> tuple[str, str]:
 def splice_paper_sections(readme: Path, table: list[dict[str, Any]],
                           snippet: Callable[[str, list[dict[str, Any]]], str],
                           part: str = "paper") -> list[str]:
-    """Splice one README section per scenario in ``table`` (rows of :func:`evaluate_paper`),
+    """Splice one README section per scenario in ``table`` (rows of :func:`evaluate_paper`, or
+    of :func:`evaluate_paper_attribution` with ``part="paper-attribution"``),
     ``snippet(scenario, rows)`` being its Markdown; sections of scenarios not in ``table`` are
     left as they were measured, so ``--scenarios rotated`` adds or refreshes rotated's section
     only. A scenario without markers yet gets a new section after the last section of ``part``
@@ -206,7 +207,7 @@ def splice_paper_sections(readme: Path, table: list[dict[str, Any]],
         text = readme.read_text()
         if start in text:
             splice_readme(readme, md, start, end)
-        else:  # a new section after the last part 2e section
+        else:  # a new section after the last of its part, else after the last of part 2e
             ends = [text.find(e) + len(e) for _, e in
                     (paper_markers(s, part) for s in SCENARIOS) if e in text]
             ends = ends or [text.find(e) + len(e) for _, e in map(paper_markers, SCENARIOS)

@@ -167,7 +167,8 @@ def evaluate_attribution(rows: list[dict[str, Any]], profile: str,
                                lambda x, r: x[acc] - r[acc])
             flops = _paired(rows, sc, me, replay,
                             lambda x, r: x["train_flops"] / r["train_flops"])
-            forgetting = _paired(rows, sc, me, me, lambda x, _: x.get("forgetting", math.nan))
+            forgetting = [r.get("forgetting", math.nan) for r in rows
+                          if r["scenario"] == sc and (r["method"], r["budget"]) == me]
             out.append({"scenario": sc, "method": method,
                         "weight_bandit": "yes" if weights else "no",
                         "regulariser": "yes" if reg else "no",

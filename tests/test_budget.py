@@ -188,8 +188,9 @@ def test_bench_targets_table_from_fake_runs():
                "random_weights": 0.94, "random_samples": 0.96, "bandit_samples_only": 0.951,
                "bandit_no_reg": 0.948, "bandit_all_weights": 0.953}[m]
         flops = {"full_retrain": 100.0, "bandit": 60.0 if b is None else 25.5}.get(m, 25.0)
+        steps = 19 if m in ("bandit", "bandit_no_reg") else 10  # frozen groups: cheaper steps
         return Fake({"final_avg_accuracy": acc + 0.001 * params["seed"], "train_flops": flops,
-                     "retrain_seconds": flops / 10, "grad_steps": 1})
+                     "retrain_seconds": flops / 10, "grad_steps": steps})
 
     rows = target_runs("cpu", [0, 1, 2], "quick", run=fake_run)
     assert len(rows) == 3 * (2 + len(SCENARIOS) * (len(AT_REPLAY_BUDGET) + 3))
@@ -233,6 +234,8 @@ def test_bench_targets_table_from_fake_runs():
         assert cells[(sc, "bandit_all_weights")]["mean_minus_samples_only"] == pytest.approx(0.002)
         assert cells[(sc, "bandit")]["minus_replay"] == "-0.0020 ± 0.0000"
         assert cells[(sc, "bandit")]["flops_vs_replay"] == "102.0%"
+        assert cells[(sc, "bandit")]["steps_vs_replay"] == "190%"
+        assert alone["steps_vs_replay"] == "100%"
 
 
 def test_bench_reach_table_from_fake_runs():
@@ -425,7 +428,8 @@ def test_bench_paper_attribution_runs_part_2d_cells_and_splices_their_own_sectio
             m = params["method"]
             self.summary = {"final_avg_accuracy": acc[m] + 0.001 * params["seed"],
                             "train_flops": 10.0 if m == "full_retrain" else 3.0,
-                            "retrain_seconds": 1.0, "grad_steps": 1, "forgetting": 1 - acc[m]}
+                            "retrain_seconds": 1.0, "grad_steps": 3 if m == "bandit_no_reg" else 2,
+                            "forgetting": 1 - acc[m]}
 
     rows = bench_paper.paper_runs("cpu", [0, 1], run=Fake, profile="smoke", scenario="rotated",
                                   attribution=True)
@@ -443,6 +447,8 @@ def test_bench_paper_attribution_runs_part_2d_cells_and_splices_their_own_sectio
     assert cells["bandit"]["mean_minus_replay"] == pytest.approx(-0.010)  # at replay's budget
     assert cells["bandit_all_weights"]["forgetting"] == "0.0520 ± 0.0000"
     assert cells["bandit"]["flops_vs_replay"] == "100.0%"
+    assert (cells["bandit_no_reg"]["steps_vs_replay"], cells["bandit"]["steps_vs_replay"]) == (
+        "150%", "100%")
     assert bench_paper.evaluate_paper_attribution(rows[:5]) == []  # none run: no table
 
     real = bench_paper.paper_runs
@@ -461,7 +467,7 @@ def test_bench_paper_attribution_runs_part_2d_cells_and_splices_their_own_sectio
     start, end = bench_paper.paper_markers("rotated", "paper-attribution")
     assert text.index("<!-- bench-paper-rotated:end -->") < text.index(start) < text.index(end)
     assert "`--part paper --scenarios rotated:0,1 --attribution rotated`" in text
-    assert "| bandit_no_reg | yes | no | -0.0050 ± 0.0000 | -0.0070 ± 0.0000 | 100.0% |" in text
+    assert "| bandit_no_reg | yes | no | -0.0050 ± 0.0000 | -0.0070 ± 0.0000 | 100.0% | 150% |" in text
 
 
 def test_a_rounds_overshoot_is_repaid_by_the_next_round():

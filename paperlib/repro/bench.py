@@ -21,6 +21,11 @@ Part 2c - can any method reach part 2b's first target with its learning rate and
 tuned? (:mod:`paperlib.repro.bench_reach`): full retraining, replay, the sample bandit alone and
 the paper's method, each at 4 settings (lr x schedule), data-incremental MNIST, 3 seeds.
 
+Part 2f - do parts 2b and 2d's 3-seed readings hold on more seeds? (:mod:`paperlib.repro.bench_seeds`,
+``--part seeds`` only, not in ``all``; ``make bench-seeds``: seeds 0-9, about 15 minutes on 2 CPU
+cores): every accuracy comparison of those parts over the first 3 seeds and over all, each with
+its 95 % t-interval.
+
 Part 2e - part 2b's two targets at the paper profile (:mod:`paperlib.repro.bench_paper`,
 ``--part paper`` only, not in ``all``: on 2 CPU cores about 40 minutes a seed for
 data-incremental MNIST, an hour for class-incremental and 50 minutes for rotated; ``--scenarios``
@@ -57,6 +62,7 @@ from paperlib.engine.samples import NewOnly, SeenData, _Cycler
 from paperlib.engine.weights import AllWeights, FixedSubset, WeightBandit
 from paperlib.repro.bench_paper import PAPER_COLS
 from paperlib.repro.bench_reach import REACH_COLS
+from paperlib.repro.bench_seeds import SEED_COLS
 from paperlib.repro.bench_table import _fmt, _markdown, _print_table  # noqa: F401
 from paperlib.repro.bench_targets import ATTRIBUTION_COLS
 
@@ -176,7 +182,7 @@ def _freeze_row(label: str, pairs: list[tuple[tuple[float, float], tuple[float, 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--part", choices=("engine", "freezing", "methods", "reach", "rivals", "all",
-                                       "paper"),
+                                       "paper", "seeds"),
                    default="all")
     p.add_argument("--device", default="auto")
     p.add_argument("--steps", type=int, default=200)
@@ -250,6 +256,18 @@ def main(argv: list[str] | None = None) -> int:
         out["reach_runs"] = reach_runs(device.type, seeds, a.profile)
         out["reach"] = evaluate_reach(out["reach_runs"], reference)
         _print_table(out["reach"], REACH_COLS)
+    if a.part == "seeds":  # not in "all": parts 2b and 2d's runs on every seed, ~90 s a seed
+        from paperlib.repro.bench_seeds import evaluate_seeds
+        from paperlib.repro.bench_targets import target_runs
+
+        seeds = [int(v) for v in a.seeds.split(",")]
+        if len(seeds) <= 3:  # checked before hours of runs, not after
+            p.error(f"--part seeds compares the first 3 seeds with all: give more, got {a.seeds}")
+        print(f"\n== Part 2f: parts 2b and 2d's accuracy comparisons on seeds {a.seeds} against "
+              f"their first 3, profile {a.profile} ==")
+        out["seed_runs"] = target_runs(device.type, seeds, a.profile, timing_repeats=1)
+        out["seeds"] = evaluate_seeds(out["seed_runs"], a.profile)
+        _print_table(out["seeds"], SEED_COLS)
     if a.part == "paper":  # not in "all": about 40-60 minutes a seed on 2 CPU cores
         from paperlib.repro.bench_paper import (
             evaluate_paper,
@@ -305,6 +323,11 @@ def main(argv: list[str] | None = None) -> int:
                       f"(data-incremental MNIST, profile {a.profile}, seeds {a.seeds}, each method "
                       "at its default budget; mean ± sd over seeds; gaps and shares against "
                       "full_retrain at the profile's lr and schedule, same seed):", REACH_COLS),
+            "seeds": (f"Part 2f, parts 2b and 2d's accuracy comparisons on more seeds (MNIST, "
+                      f"profile {a.profile}, each at replay's budget but target 1's; a's accuracy "
+                      "minus b's, mean ± sd over seeds of per-seed paired values, first over the "
+                      f"first 3 seeds of {a.seeds}, then over all; ci95: half-width of the 95 % "
+                      "t-interval of the mean; reading: where that interval lies):", SEED_COLS),
             "rivals": ("Part 3, rivals' cost per step relative to replay (MLP 784-256-256-10, "
                        "batch 64):", ["method", "flop_ratio", "time_ratio"]),
         }
@@ -312,12 +335,15 @@ def main(argv: list[str] | None = None) -> int:
             if key not in out:
                 continue
             how = {"attribution": "seed by seed, one run per method",
+                   "seeds": "seed by seed, one run per method",
                    "targets": "seed by seed, one run per method, and the runs whose seconds "
                               "are divided (data-incremental bandit and full_retrain) 3 times, "
                               "interleaved, median seconds",
                    "reach": "seed by seed, one run per method and setting"}.get(
                        key, f"medians of {a.repeats} interleaved repeats")
-            md = [f"Measured by `make bench` (`--part {a.part}`) on {device.type} "
+            target, flags = (("make bench-seeds", f" --seeds {a.seeds}") if key == "seeds"
+                             else ("make bench", ""))
+            md = [f"Measured by `{target}` (`--part {a.part}{flags}`) on {device.type} "
                   f"({out['threads']} threads, torch {out['torch']}); {how}.", "", title, "",
                   _markdown(out[key], cols)]
             splice_readme(a.readme, "\n".join(md), f"<!-- bench-{key}:start -->",

@@ -36,7 +36,7 @@ AT_REPLAY_BUDGET = ("bandit", "replay", "random_weights", "random_samples")
 ATTRIBUTION = (("bandit_samples_only", False, False), ("bandit_no_reg", True, False),
                ("bandit_all_weights", False, True), ("bandit", True, True))
 ATTRIBUTION_COLS = ["scenario", "method", "weight_bandit", "regulariser", "minus_replay",
-                    "minus_samples_only", "flops_vs_replay"]
+                    "minus_samples_only", "flops_vs_replay", "steps_vs_replay"]
 
 
 def replay_budget(profile: str) -> float:
@@ -149,8 +149,9 @@ def evaluate_attribution(rows: list[dict[str, Any]], profile: str,
                          budget: float | None = None) -> list[dict[str, Any]]:
     """Part 2d from :func:`target_runs` rows: for each scenario and each cell of
     :data:`ATTRIBUTION` (all at replay's budget), the accuracy minus ``replay``'s and minus the
-    sample bandit alone's (mean ± sd over seeds of per-seed differences), and the FLOPs as a
-    share of replay's (mean over seeds). No verdicts: it says where part 2b's gap comes from.
+    sample bandit alone's (mean ± sd over seeds of per-seed differences), and the FLOPs and the
+    optimizer steps as shares of replay's (mean over seeds): at matched FLOPs, a cell whose
+    steps are cheaper (frozen groups) takes more of them. No verdicts: it says where part 2b's gap comes from.
     ``replay`` is the ``(method, budget)`` of the rows to pair with (default: ``replay`` at
     replay's budget; part 2e runs replay at its own default, ``("replay", None)``, the same
     passes). ``budget`` overrides replay's budget at ``profile`` as the cells' budget.
@@ -167,6 +168,7 @@ def evaluate_attribution(rows: list[dict[str, Any]], profile: str,
                                lambda x, r: x[acc] - r[acc])
             flops = _paired(rows, sc, me, replay,
                             lambda x, r: x["train_flops"] / r["train_flops"])
+            steps = _paired(rows, sc, me, replay, lambda x, r: x["grad_steps"] / r["grad_steps"])
             forgetting = [r.get("forgetting", math.nan) for r in rows
                           if r["scenario"] == sc and (r["method"], r["budget"]) == me]
             out.append({"scenario": sc, "method": method,
@@ -176,6 +178,7 @@ def evaluate_attribution(rows: list[dict[str, Any]], profile: str,
                         "minus_samples_only": ("(reference)" if method == "bandit_samples_only"
                                                else mean_sd_text(vs_alone, signed=True)),
                         "flops_vs_replay": f"{statistics.mean(flops):.1%}",
+                        "steps_vs_replay": f"{statistics.mean(steps):.0%}",
                         "forgetting": (mean_sd_text(forgetting) if forgetting and not any(
                             math.isnan(v) for v in forgetting) else "n/a"),
                         "mean_minus_replay": statistics.mean(vs_replay),

@@ -1,0 +1,94 @@
+"""Part 2f (``make bench-seeds``): parts 2b and 2d's comparisons over the first 3 seeds and all."""
+
+import math
+
+import pytest
+
+from paperlib.repro import bench
+from paperlib.repro.bench_seeds import COMPARISONS, _half_width, evaluate_seeds
+from paperlib.repro.bench_targets import SCENARIOS, target_runs
+
+
+def _fake_runs(seeds: list[int]) -> list[dict]:
+    """Replay is level with the sample bandit; the weight bandit costs 1 point on seeds 0-2
+    only (so 3 seeds read it as a cost and 8 seeds as noise); the bandit is 2 points below full
+    retraining on every seed (with a little spread, so its interval is not zero)."""
+    def fake_run(params, store):
+        m, seed = params["method"], params["seed"]
+        acc = {"full_retrain": 0.97, "bandit": 0.95 + 0.001 * (seed % 2)}.get(m, 0.96)
+        if m == "bandit_no_reg":
+            acc = 0.95 if seed < 3 else 0.96 + (0.01 if seed % 2 else -0.01)
+
+        class Run:
+            summary = {"final_avg_accuracy": acc, "train_flops": 1.0, "retrain_seconds": 1.0,
+                       "grad_steps": 1}
+        return Run()
+
+    return target_runs("cpu", seeds, "quick", run=fake_run, timing_repeats=1)
+
+
+def test_part_2f_sets_the_first_seeds_reading_beside_all_seeds():
+    table = {(r["comparison"], r["scenario"]): r for r in evaluate_seeds(_fake_runs(list(range(8))),
+                                                                        "quick")}
+    assert len(table) == 1 + len(SCENARIOS) * len(COMPARISONS)
+    gap = table[("full_retrain minus bandit, own default (target 1)", "data_incremental")]
+    assert gap["mean_all"] == pytest.approx(0.0195) and gap["reading_all"] == "> 0"
+    assert (gap["n_first"], gap["n_all"]) == (3, 8)
+    weights = table[("+ weight bandit (vs sample bandit alone)", "rotated")]
+    assert weights["mean_first"] == pytest.approx(-0.01) and weights["reading_first"] == "< 0"
+    assert weights["reading_all"] == "includes 0"  # 3 seeds' reading does not hold on 8
+    assert table[("bandit minus replay (target 2)", "class_incremental")]["reading_all"] == "< 0"
+
+
+def test_part_2f_needs_more_seeds_than_it_compares_against():
+    with pytest.raises(ValueError, match="more than 3 seeds"):
+        evaluate_seeds(_fake_runs([0, 1, 2]), "quick")
+
+
+def test_bench_seeds_part_refuses_three_seeds_before_running_anything(tmp_path, monkeypatch):
+    from paperlib.repro import bench_targets
+
+    monkeypatch.setattr(bench_targets, "target_runs", lambda *a, **k: pytest.fail("ran"))
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["--part", "seeds", "--device", "cpu", "--seeds", "0,1,2",
+                    "--out", str(tmp_path / "b.json")])
+    assert exc.value.code == 2 and not (tmp_path / "b.json").exists()
+
+
+def test_t_interval_half_width():
+    # 3 values 1, 2, 3: sd 1, t(0.975, 2) = 4.303 -> 4.303 / sqrt(3)
+    assert _half_width([1.0, 2.0, 3.0]) == pytest.approx(4.3027 / math.sqrt(3), rel=1e-4)
+    assert math.isnan(_half_width([1.0]))
+
+
+def test_bench_seeds_part_splices_its_own_readme_section(tmp_path, monkeypatch):
+    from paperlib.repro import bench_targets
+
+    monkeypatch.setattr(bench_targets, "target_runs",
+                        lambda device, seeds, profile, timing_repeats: _fake_runs(seeds))
+    readme = tmp_path / "R.md"
+    readme.write_text("a\n<!-- bench-seeds:start -->\nold\n<!-- bench-seeds:end -->\nb\n"
+                      "<!-- bench-targets:start -->\nkept\n<!-- bench-targets:end -->\n")
+    assert bench.main(["--part", "seeds", "--device", "cpu", "--seeds", "0,1,2,3,4",
+                       "--out", str(tmp_path / "b.json"), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert "old" not in text and "kept" in text  # part 2b's section is not touched
+    assert "Measured by `make bench-seeds` (`--part seeds --seeds 0,1,2,3,4`)" in text
+    assert "| + weight bandit (vs sample bandit alone) | rotated |" in text
+
+
+def test_bench_methods_part_splices_2b_and_2d_and_leaves_part_2f(tmp_path, monkeypatch):
+    """``--part methods`` (as ``make bench``'s ``all``) writes parts 2b and 2d, the part 2d
+    table with its steps column, and does not touch part 2f's section."""
+    from paperlib.repro import bench_targets
+
+    monkeypatch.setattr(bench_targets, "target_runs",
+                        lambda device, seeds, profile: _fake_runs(seeds))
+    readme = tmp_path / "R.md"
+    readme.write_text("".join(f"<!-- bench-{k}:start -->\nold {k}\n<!-- bench-{k}:end -->\n"
+                              for k in ("targets", "attribution", "seeds")))
+    assert bench.main(["--part", "methods", "--device", "cpu", "--seeds", "0,1,2",
+                       "--out", str(tmp_path / "b.json"), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert "old targets" not in text and "old attribution" not in text and "old seeds" in text
+    assert "| flops_vs_replay | steps_vs_replay |" in text

@@ -9,24 +9,6 @@ from pathlib import Path
 import pytest
 
 
-@pytest.fixture(autouse=True)
-def _restore_thread_settings():
-    """Entry points such as ``bench.main`` set ``$PAPERLIB_THREADS`` and torch's thread count
-    for the rest of their process; in a test worker that leaked into every later test (two
-    workers each running 2 threads on 2 cores: the suite took 250 s instead of 160 s). Each
-    test gets both back as they were."""
-    import torch
-
-    env, threads = os.environ.get("PAPERLIB_THREADS"), torch.get_num_threads()
-    yield
-    if env is None:
-        os.environ.pop("PAPERLIB_THREADS", None)
-    else:
-        os.environ["PAPERLIB_THREADS"] = env
-    if torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="session")
 def data_mirror() -> Path | None:
     """The mirror folder from ``$PAPERLIB_DATA_MIRROR`` (None when unset, empty or missing)."""

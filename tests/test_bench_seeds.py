@@ -92,3 +92,31 @@ def test_bench_methods_part_splices_2b_and_2d_and_leaves_part_2f(tmp_path, monke
     text = readme.read_text()
     assert "old targets" not in text and "old attribution" not in text and "old seeds" in text
     assert "| flops_vs_replay | steps_vs_replay |" in text
+
+
+def test_bench_main_gives_back_the_thread_settings_it_pins(tmp_path, monkeypatch):
+    """``bench.main`` pins ``$PAPERLIB_THREADS`` and torch's threads for its runs; a caller (a
+    test worker, a notebook) gets both back, or its later runs would use the benchmark's count
+    (two xdist workers at 2 threads each on 2 cores once slowed the suite by half)."""
+    import os
+
+    import torch
+
+    from paperlib.repro import bench_targets
+
+    monkeypatch.setattr(bench_targets, "target_runs",
+                        lambda device, seeds, profile: _fake_runs(seeds))
+    monkeypatch.delenv("PAPERLIB_THREADS", raising=False)
+    threads = torch.get_num_threads()
+    seen = {}
+    real = bench._measure
+
+    def spy(p, a, device):
+        seen["env"], seen["threads"] = os.environ.get("PAPERLIB_THREADS"), torch.get_num_threads()
+        return real(p, a, device)
+
+    monkeypatch.setattr(bench, "_measure", spy)
+    assert bench.main(["--part", "methods", "--device", "cpu", "--seeds", "0,1,2",
+                       "--out", str(tmp_path / "b.json")]) == 0
+    assert seen == {"env": str(threads), "threads": threads}  # pinned while it measured
+    assert "PAPERLIB_THREADS" not in os.environ and torch.get_num_threads() == threads

@@ -207,9 +207,24 @@ def main(argv: list[str] | None = None) -> int:
 
     device = resolve_device(a.device)
     # Runs pin their thread count (paperlib.serving.provenance, default 1); the benchmark keeps one
-    # count throughout: this process's, unless PAPERLIB_THREADS says otherwise.
-    os.environ.setdefault("PAPERLIB_THREADS", str(torch.get_num_threads()))
+    # count throughout: this process's, unless PAPERLIB_THREADS says otherwise. Both are given
+    # back on return, so a caller's later runs (a notebook, a test worker) keep their own.
+    saved_env, saved_threads = os.environ.get("PAPERLIB_THREADS"), torch.get_num_threads()
+    os.environ.setdefault("PAPERLIB_THREADS", str(saved_threads))
     torch.set_num_threads(int(os.environ["PAPERLIB_THREADS"]))
+    try:
+        return _measure(p, a, device)
+    finally:
+        if saved_env is None:
+            os.environ.pop("PAPERLIB_THREADS", None)
+        else:
+            os.environ["PAPERLIB_THREADS"] = saved_env
+        torch.set_num_threads(saved_threads)
+
+
+def _measure(p: argparse.ArgumentParser, a: argparse.Namespace, device: torch.device) -> int:
+    """The parts ``a.part`` names, printed, written to ``a.out`` and spliced into ``a.readme``."""
+    seeds = [int(v) for v in a.seeds.split(",")]  # parts 2b-2f (2e: scenarios without their own)
     out: dict[str, Any] = {"device": device.type, "torch": torch.__version__,
                            "threads": torch.get_num_threads()}
     if a.part in ("engine", "all"):
@@ -231,7 +246,6 @@ def main(argv: list[str] | None = None) -> int:
             target_runs,
         )
 
-        seeds = [int(v) for v in a.seeds.split(",")]
         print(f"\n== Part 2b: issue 8's targets at equal compute, MNIST, profile {a.profile}, "
               f"seeds {a.seeds} (replay's budget = {replay_budget(a.profile):g} full passes over "
               f"the new chunk per round) ==")
@@ -248,7 +262,6 @@ def main(argv: list[str] | None = None) -> int:
         from paperlib.repro.bench_reach import SETTINGS, evaluate_reach, reach_runs
         from paperlib.serving.config import RunConfig
 
-        seeds = [int(v) for v in a.seeds.split(",")]
         cfg = RunConfig.from_params({"dataset": "mnist", "method": "full_retrain",
                                      "profile": a.profile})
         reference = (cfg.lr, cfg.lr_schedule)
@@ -262,7 +275,6 @@ def main(argv: list[str] | None = None) -> int:
         from paperlib.repro.bench_seeds import evaluate_seeds
         from paperlib.repro.bench_targets import target_runs
 
-        seeds = [int(v) for v in a.seeds.split(",")]
         if len(seeds) <= 3:  # checked before hours of runs, not after
             p.error(f"--part seeds compares the first 3 seeds with all: give more, got {a.seeds}")
         print(f"\n== Part 2f: parts 2b and 2d's accuracy comparisons on seeds {a.seeds} against "
@@ -278,15 +290,15 @@ def main(argv: list[str] | None = None) -> int:
             parse_scenarios,
         )
 
-        plan = parse_scenarios(a.scenarios, [int(v) for v in a.seeds.split(",")])
+        plan = parse_scenarios(a.scenarios, seeds)
         if unknown := set(a.attribution) - {s for s, _ in plan}:
             p.error(f"--attribution {' '.join(sorted(unknown))}: not among --scenarios "
                     f"({' '.join(s for s, _ in plan)})")
         out["paper_runs"] = []
-        for scenario, seeds in plan:
+        for scenario, its_seeds in plan:
             print(f"\n== Part 2e: targets 1 and 2 at the paper profile, {scenario} MNIST, seeds "
-                  f"{','.join(map(str, seeds))} (stored runs are reused) ==")
-            out["paper_runs"] += paper_runs(device.type, seeds, scenario=scenario,
+                  f"{','.join(map(str, its_seeds))} (stored runs are reused) ==")
+            out["paper_runs"] += paper_runs(device.type, its_seeds, scenario=scenario,
                                             attribution=scenario in a.attribution)
         _print_table(out["paper_runs"], ["scenario", "method", "seed", "final_avg_accuracy",
                                          "train_flops", "retrain_seconds", "grad_steps", "cached"])

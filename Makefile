@@ -2,7 +2,7 @@
 #   make test                 set up .venv, run lint + the whole test suite (in parallel; < 5 min on 2 cores)
 #   make reproduce            run every notebook with PROFILE=paper (default) or PROFILE=quick
 #   make bench                side-by-side speed benchmarks, then the timing tests (-m timing)
-#   make bench-seeds          part 2f: parts 2b and 2d on 10 seeds (~15 min on 2 cores)
+#   make bench-seeds          part 2f: parts 2b, 2c and 2d on 10 seeds (8-20 min on 2 cores)
 #   make bench-paper          part 2e: issue 8's targets at the paper profile (~9 h on 2 cores)
 #   make lab                  JupyterLab on notebooks/ with the project's kernel (.venv)
 #   make check-reproduction   rerun PROFILE=quick into a temp dir, compare with the committed tables
@@ -64,8 +64,9 @@ bench: $(STAMP)
 	PAPERLIB_DATA_MIRROR="$(REPRO_MIRROR)" $(PY) -m paperlib.repro.bench --seeds 0,1,2 --readme README.md
 	PAPERLIB_DATA_MIRROR="$(REPRO_MIRROR)" $(PY) -m pytest -q -p no:cacheprovider -m timing tests
 
-# Not part of `make bench`: parts 2b and 2d's runs on 10 seeds (part 2f, ~15 min on 2 cores): do
-# their 3-seed readings hold? BENCH_SEEDS names the seeds; the first 3 are make bench's.
+# Not part of `make bench`: parts 2b and 2d's runs, and part 2c's best settings, on 10 seeds
+# (part 2f, 8-20 min on 2 cores): do their 3-seed readings hold? BENCH_SEEDS names the seeds;
+# the first 3 are make bench's.
 BENCH_SEEDS ?= 0,1,2,3,4,5,6,7,8,9
 bench-seeds: $(STAMP)
 	PAPERLIB_DATA_MIRROR="$(REPRO_MIRROR)" $(PY) -m paperlib.repro.bench --part seeds \

@@ -5,7 +5,14 @@ import math
 import pytest
 
 from paperlib.repro import bench
-from paperlib.repro.bench_seeds import COMPARISONS, _half_width, evaluate_seeds
+from paperlib.repro.bench_reach import METHODS, SETTINGS
+from paperlib.repro.bench_seeds import (
+    COMPARISONS,
+    _half_width,
+    evaluate_seeds,
+    evaluate_tuned,
+    tuned_runs,
+)
 from paperlib.repro.bench_targets import SCENARIOS, target_runs
 
 
@@ -25,6 +32,43 @@ def _fake_runs(seeds: list[int]) -> list[dict]:
         return Run()
 
     return target_runs("cpu", seeds, "quick", run=fake_run, timing_repeats=1)
+
+
+def _fake_tuned(seeds: list[int], calls: list | None = None) -> list[dict]:
+    """Replay at lr 3e-3 (constant) is 0.4 points above its lr 1e-3 on seeds 0-2 and 0.4 below
+    on later seeds, so a pick made on all seeds would differ from the pick on the first 3; full
+    retraining is 0.97 at every setting; every other setting is 0.95."""
+    def fake_run(params, store):
+        if calls is not None:
+            calls.append(params)
+        m, seed = params["method"], params["seed"]
+        acc = 0.97 if m == "full_retrain" else 0.95
+        if m == "replay" and (params.get("lr"), params.get("lr_schedule")) == (3e-3, "constant"):
+            acc += 0.004 if seed < 3 else -0.004
+
+        class Run:
+            summary = {"final_avg_accuracy": acc + 0.001 * (seed % 2), "train_flops": 1.0,
+                       "retrain_seconds": 1.0}
+        return Run()
+
+    return tuned_runs("cpu", seeds, "quick", (1e-3, "constant"), run=fake_run)
+
+
+def test_part_2f_tunes_target_1_on_the_first_seeds_and_runs_only_the_picks_after():
+    calls: list = []
+    rows = _fake_tuned(list(range(6)), calls)
+    # seeds 0-2: every method at every setting; seeds 3-5: the reference and one pick each
+    assert len(rows) == 3 * len(METHODS) * len(SETTINGS) + 3 * len(METHODS)
+    assert len(calls) == len(rows) + 2  # one unrecorded warm-up run per batch
+    later = {(r["method"], r["lr"], r["lr_schedule"]) for r in rows if r["seed"] >= 3}
+    assert ("replay", 3e-3, "constant") in later and ("full_retrain", 1e-3, "constant") in later
+    table = {r["comparison"]: r for r in evaluate_tuned(rows, (1e-3, "constant"))}
+    assert len(table) == len(METHODS) - 1  # full retraining is the reference, not a row
+    replay = table["full_retrain minus replay, own default, lr 0.003 constant "
+                   "(target 1, its best setting on the first 3 seeds)"]
+    assert replay["scenario"] == "data_incremental" and (replay["n_first"], replay["n_all"]) == (3, 6)
+    assert replay["mean_first"] == pytest.approx(0.016) and replay["mean_all"] == pytest.approx(0.02)
+    assert replay["reading_all"] == "> 0"
 
 
 def test_part_2f_sets_the_first_seeds_reading_beside_all_seeds():
@@ -62,10 +106,12 @@ def test_t_interval_half_width():
 
 
 def test_bench_seeds_part_splices_its_own_readme_section(tmp_path, monkeypatch):
-    from paperlib.repro import bench_targets
+    from paperlib.repro import bench_seeds, bench_targets
 
     monkeypatch.setattr(bench_targets, "target_runs",
                         lambda device, seeds, profile, timing_repeats: _fake_runs(seeds))
+    monkeypatch.setattr(bench_seeds, "tuned_runs",
+                        lambda device, seeds, profile, reference: _fake_tuned(seeds))
     readme = tmp_path / "R.md"
     readme.write_text("a\n<!-- bench-seeds:start -->\nold\n<!-- bench-seeds:end -->\nb\n"
                       "<!-- bench-targets:start -->\nkept\n<!-- bench-targets:end -->\n")
@@ -75,6 +121,7 @@ def test_bench_seeds_part_splices_its_own_readme_section(tmp_path, monkeypatch):
     assert "old" not in text and "kept" in text  # part 2b's section is not touched
     assert "Measured by `make bench-seeds` (`--part seeds --seeds 0,1,2,3,4`)" in text
     assert "| + weight bandit (vs sample bandit alone) | rotated |" in text
+    assert "| full_retrain minus replay, own default, lr 0.003 constant (target 1, its best" in text
 
 
 def test_bench_methods_part_splices_2b_and_2d_and_leaves_part_2f(tmp_path, monkeypatch):

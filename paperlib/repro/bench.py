@@ -21,9 +21,10 @@ Part 2c - can any method reach part 2b's first target with its learning rate and
 tuned? (:mod:`paperlib.repro.bench_reach`): full retraining, replay, the sample bandit alone and
 the paper's method, each at 4 settings (lr x schedule), data-incremental MNIST, 3 seeds.
 
-Part 2f - do parts 2b and 2d's 3-seed readings hold on more seeds? (:mod:`paperlib.repro.bench_seeds`,
-``--part seeds`` only, not in ``all``; ``make bench-seeds``: seeds 0-9, about 15 minutes on 2 CPU
-cores): every accuracy comparison of those parts over the first 3 seeds and over all, each with
+Part 2f - do parts 2b, 2c and 2d's 3-seed readings hold on more seeds? (:mod:`paperlib.repro.bench_seeds`,
+``--part seeds`` only, not in ``all``; ``make bench-seeds``: seeds 0-9, 8-20 minutes on 2 CPU
+cores): every accuracy comparison of parts 2b and 2d, and target 1's gap at each method's best
+setting of part 2c (chosen on the first 3 seeds), over the first 3 seeds and over all, each with
 its 95 % t-interval.
 
 Part 2e - part 2b's two targets at the paper profile (:mod:`paperlib.repro.bench_paper`,
@@ -65,6 +66,7 @@ from paperlib.repro.bench_reach import REACH_COLS
 from paperlib.repro.bench_seeds import SEED_COLS
 from paperlib.repro.bench_table import _fmt, _markdown, _print_table  # noqa: F401
 from paperlib.repro.bench_targets import ATTRIBUTION_COLS
+from paperlib.serving.config import RunConfig
 
 INPUT = (1, 28, 28)
 FREEZE_COLS = ["scope", "flop_ratio", "flop_ratio_range", "time_ratio", "predicted_saving",
@@ -258,13 +260,11 @@ def _measure(p: argparse.ArgumentParser, a: argparse.Namespace, device: torch.de
         print("\n== Part 2d: where part 2b's gap comes from (each component at replay's budget) ==")
         out["attribution"] = evaluate_attribution(out["methods"], a.profile)
         _print_table(out["attribution"], ATTRIBUTION_COLS)
+    cfg = RunConfig.from_params({"dataset": "mnist", "method": "full_retrain", "profile": a.profile})
+    reference = (cfg.lr, cfg.lr_schedule)  # parts 2c and 2f: target 1's full_retrain setting
     if a.part in ("reach", "all"):
         from paperlib.repro.bench_reach import SETTINGS, evaluate_reach, reach_runs
-        from paperlib.serving.config import RunConfig
 
-        cfg = RunConfig.from_params({"dataset": "mnist", "method": "full_retrain",
-                                     "profile": a.profile})
-        reference = (cfg.lr, cfg.lr_schedule)
         print(f"\n== Part 2c: target 1 with each method's lr and schedule tuned "
               f"({len(SETTINGS)} settings), data-incremental MNIST, profile {a.profile}, "
               f"seeds {a.seeds}; reference: full_retrain at lr {cfg.lr:g}, {cfg.lr_schedule} ==")
@@ -272,15 +272,17 @@ def _measure(p: argparse.ArgumentParser, a: argparse.Namespace, device: torch.de
         out["reach"] = evaluate_reach(out["reach_runs"], reference)
         _print_table(out["reach"], REACH_COLS)
     if a.part == "seeds":  # not in "all": parts 2b and 2d's runs on every seed, ~90 s a seed
-        from paperlib.repro.bench_seeds import evaluate_seeds
+        from paperlib.repro.bench_seeds import evaluate_seeds, evaluate_tuned, tuned_runs
         from paperlib.repro.bench_targets import target_runs
 
         if len(seeds) <= 3:  # checked before hours of runs, not after
             p.error(f"--part seeds compares the first 3 seeds with all: give more, got {a.seeds}")
-        print(f"\n== Part 2f: parts 2b and 2d's accuracy comparisons on seeds {a.seeds} against "
-              f"their first 3, profile {a.profile} ==")
+        print(f"\n== Part 2f: parts 2b and 2d's accuracy comparisons, and target 1 at part 2c's "
+              f"best settings, on seeds {a.seeds} against their first 3, profile {a.profile} ==")
         out["seed_runs"] = target_runs(device.type, seeds, a.profile, timing_repeats=1)
-        out["seeds"] = evaluate_seeds(out["seed_runs"], a.profile)
+        out["tuned_runs"] = tuned_runs(device.type, seeds, a.profile, reference)
+        out["seeds"] = (evaluate_seeds(out["seed_runs"], a.profile)
+                        + evaluate_tuned(out["tuned_runs"], reference))
         _print_table(out["seeds"], SEED_COLS)
     if a.part == "paper":  # not in "all": about 40-60 minutes a seed on 2 CPU cores
         from paperlib.repro.bench_paper import (
@@ -338,7 +340,9 @@ def _measure(p: argparse.ArgumentParser, a: argparse.Namespace, device: torch.de
                       "at its default budget; mean ± sd over seeds; gaps and shares against "
                       "full_retrain at the profile's lr and schedule, same seed):", REACH_COLS),
             "seeds": (f"Part 2f, parts 2b and 2d's accuracy comparisons on more seeds (MNIST, "
-                      f"profile {a.profile}, each at replay's budget but target 1's; a's accuracy "
+                      f"profile {a.profile}, each at replay's budget except target 1's rows, which "
+                      "are at each method's default budget, the last ones at the lr and schedule "
+                      "of part 2c that are the method's best on the first 3 seeds; a's accuracy "
                       "minus b's, mean ± sd over seeds of per-seed paired values, first over the "
                       f"first 3 seeds of {a.seeds}, then over all; ci95: half-width of the 95 % "
                       "t-interval of the mean; reading: where that interval lies):", SEED_COLS),

@@ -36,21 +36,29 @@ REACH_COLS = ["method", "lr", "lr_schedule", "accuracy", "gap_to_reference", "ga
               "flops_share", "seconds_share", "target_1", "best"]
 
 
+Setting = tuple[float, str]
+
+
 def reach_runs(device: str, seeds: list[int], profile: str,
-               run: Callable[..., Any] | None = None) -> list[dict[str, Any]]:
-    """One summary row per (method, setting, seed), data-incremental MNIST, default budgets.
+               run: Callable[..., Any] | None = None,
+               plan: dict[str, tuple[Setting, ...]] | None = None) -> list[dict[str, Any]]:
+    """One summary row per (method, setting, seed), data-incremental MNIST, default budgets;
+    ``plan`` maps each method to its settings (default: every method of :data:`METHODS` at
+    every setting of :data:`SETTINGS`).
 
     One unrecorded warm-up run first (a process's first run pays one-off costs in its
     seconds); then seed by seed, so each seed's reference runs next to the runs it divides."""
     if run is None:
         from paperlib.serving.runner import run
+    if plan is None:
+        plan = dict.fromkeys(METHODS, SETTINGS)
     base = {"dataset": "mnist", "scenario": "data_incremental", "profile": profile,
             "device": device}
     run({**base, "method": "replay", "seed": seeds[0]}, store=False)
     rows = []
     for seed in seeds:
-        for method in METHODS:
-            for lr, schedule in SETTINGS:
+        for method, settings in plan.items():
+            for lr, schedule in settings:
                 s = run({**base, "method": method, "seed": seed, "lr": lr,
                          "lr_schedule": schedule}, store=False).summary
                 rows.append({"method": method, "lr": lr, "lr_schedule": schedule, "seed": seed,
@@ -60,17 +68,35 @@ def reach_runs(device: str, seeds: list[int], profile: str,
     return rows
 
 
-def evaluate_reach(rows: list[dict[str, Any]], reference: tuple[float, str]) -> list[dict[str, Any]]:
-    """The table of part 2c; ``reference`` = the profile's ``(lr, lr_schedule)``."""
+def _by_setting(rows: list[dict[str, Any]]) -> dict[tuple[str, float, str], dict[int, dict[str, Any]]]:
     by: dict[tuple[str, float, str], dict[int, dict[str, Any]]] = {}
     for r in rows:
         by.setdefault((r["method"], r["lr"], r["lr_schedule"]), {})[r["seed"]] = r
-    ref = by[("full_retrain", *reference)]
+    return by
+
+
+def best_settings(rows: list[dict[str, Any]]) -> dict[str, tuple[str, float, str]]:
+    """Each method's ``(method, lr, lr_schedule)`` with the highest mean final accuracy over
+    the seeds of ``rows`` (first one wins a tie).
+
+    >>> rows = [{"method": "replay", "lr": lr, "lr_schedule": "constant", "seed": 0,
+    ...          "final_avg_accuracy": acc} for lr, acc in ((1e-3, 0.95), (3e-3, 0.96))]
+    >>> best_settings(rows)
+    {'replay': ('replay', 0.003, 'constant')}
+    """
+    by = _by_setting(rows)
     mean_acc = {k: statistics.mean(r["final_avg_accuracy"] for r in v.values())
                 for k, v in by.items()}
-    best_full = by[max((k for k in by if k[0] == "full_retrain"), key=mean_acc.__getitem__)]
-    methods = dict.fromkeys(k[0] for k in by)
-    best = {m: max((k for k in by if k[0] == m), key=mean_acc.__getitem__) for m in methods}
+    return {m: max((k for k in by if k[0] == m), key=mean_acc.__getitem__)
+            for m in dict.fromkeys(k[0] for k in by)}
+
+
+def evaluate_reach(rows: list[dict[str, Any]], reference: tuple[float, str]) -> list[dict[str, Any]]:
+    """The table of part 2c; ``reference`` = the profile's ``(lr, lr_schedule)``."""
+    by = _by_setting(rows)
+    ref = by[("full_retrain", *reference)]
+    best = best_settings(rows)
+    best_full = by[best["full_retrain"]]
     out = []
     for key, runs in by.items():
         seeds = sorted(s for s in runs if s in ref and s in best_full)

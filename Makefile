@@ -2,7 +2,7 @@
 #   make test                 set up .venv, run lint + the whole test suite (in parallel; < 5 min on 2 cores)
 #   make reproduce            run every notebook with PROFILE=paper (default) or PROFILE=quick
 #   make bench                side-by-side speed benchmarks, then the timing tests (-m timing)
-#   make bench-seeds          part 2f: parts 2b, 2c and 2d on 10 seeds (8-20 min on 2 cores)
+#   make bench-seeds          parts 2f-2g: parts 2b-2d on 10 seeds, class-inc arm recency (8-20 min)
 #   make bench-paper          part 2e: issue 8's targets at the paper profile (~9 h on 2 cores)
 #   make lab                  JupyterLab on notebooks/ with the project's kernel (.venv)
 #   make check-reproduction   rerun PROFILE=quick into a temp dir, compare with the committed tables
@@ -66,7 +66,7 @@ bench: $(STAMP)
 
 # Not part of `make bench`: parts 2b and 2d's runs, and part 2c's best settings, on 10 seeds
 # (part 2f, 8-20 min on 2 cores): do their 3-seed readings hold? BENCH_SEEDS names the seeds;
-# the first 3 are make bench's.
+# the first 3 are make bench's. Part 2g (which arms the bandits pull last) runs with it.
 BENCH_SEEDS ?= 0,1,2,3,4,5,6,7,8,9
 bench-seeds: $(STAMP)
 	PAPERLIB_DATA_MIRROR="$(REPRO_MIRROR)" $(PY) -m paperlib.repro.bench --part seeds \

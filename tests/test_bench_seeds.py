@@ -6,6 +6,7 @@ import pytest
 
 from paperlib.repro import bench
 from paperlib.repro.bench_reach import METHODS, SETTINGS
+from paperlib.repro.bench_recency import CELLS, arm_log, evaluate_recency
 from paperlib.repro.bench_seeds import (
     COMPARISONS,
     _half_width,
@@ -71,6 +72,46 @@ def test_part_2f_tunes_target_1_on_the_first_seeds_and_runs_only_the_picks_after
     assert replay["reading_all"] == "> 0"
 
 
+def _fake_recency(seeds: list[int]) -> list[dict]:
+    """Replay 0.93 on every seed; each bandit cell's final old-class accuracy is 0.8 + its
+    last-10 old-pull share, the round's share constant but for seed 0 (so only the last
+    steps' share tracks the accuracy); the bandit is 6 points below replay on seed 1."""
+    rows = [{"method": "replay", "grouping": None, "seed": s, "final_avg_accuracy": 0.93,
+             "final_old_acc": 0.93, "old_pulls_round": math.nan, "old_pulls_last": math.nan}
+            for s in seeds]
+    for method, grouping in CELLS:
+        for s in seeds:
+            last = 0.1 * (s % 4)
+            rows.append({"method": method, "grouping": grouping, "seed": s,
+                         "final_avg_accuracy": 0.87 if (method, s) == ("bandit", 1) else 0.92,
+                         "final_old_acc": 0.8 + last, "old_pulls_last": last,
+                         "old_pulls_round": 0.3 if s == 0 else 0.2})
+    return rows
+
+
+def test_part_2g_reads_which_share_tracks_the_old_classes():
+    table = {(r["method"], r["grouping"]): r for r in evaluate_recency(_fake_recency(list(range(8))))}
+    assert len(table) == len(CELLS)
+    cell = table[("bandit", "chunk")]
+    assert cell["corr_last"] == "+1.00" and cell["corr_round"].startswith("-")
+    assert cell["low_seeds"] == "1" and table[("bandit_samples_only", "class")]["low_seeds"] == "none"
+    assert cell["old_pulls_last"] == "15.0% ± 12.0%" and cell["seeds"] == 8
+
+
+def test_arm_log_records_each_bandit_step_and_restores_the_class():
+    from paperlib.engine.samples import SampleBandit
+    from paperlib.serving.runner import run
+
+    real = SampleBandit.next_batch
+    with arm_log() as log:
+        r = run({"dataset": "digits", "scenario": "class_incremental", "method": "bandit",
+                 "profile": "smoke", "seed": 0}, store=False)
+    assert SampleBandit.next_batch is real
+    steps = r.rounds["grad_steps"].iloc[1:].sum()
+    assert len(log) == steps and {arm for _, arm in log} >= {"round 0"}
+    assert {k for k, _ in log} == set(r.rounds["round"].iloc[1:])
+
+
 def test_part_2f_sets_the_first_seeds_reading_beside_all_seeds():
     table = {(r["comparison"], r["scenario"]): r for r in evaluate_seeds(_fake_runs(list(range(8))),
                                                                         "quick")}
@@ -106,38 +147,43 @@ def test_t_interval_half_width():
 
 
 def test_bench_seeds_part_splices_its_own_readme_section(tmp_path, monkeypatch):
-    from paperlib.repro import bench_seeds, bench_targets
+    from paperlib.repro import bench_recency, bench_seeds, bench_targets
 
     monkeypatch.setattr(bench_targets, "target_runs",
                         lambda device, seeds, profile, timing_repeats: _fake_runs(seeds))
     monkeypatch.setattr(bench_seeds, "tuned_runs",
                         lambda device, seeds, profile, reference: _fake_tuned(seeds))
+    monkeypatch.setattr(bench_recency, "recency_runs",
+                        lambda device, seeds, profile, budget: _fake_recency(seeds))
     readme = tmp_path / "R.md"
-    readme.write_text("a\n<!-- bench-seeds:start -->\nold\n<!-- bench-seeds:end -->\nb\n"
+    readme.write_text("a\n<!-- bench-seeds:start -->\nstale 2f\n<!-- bench-seeds:end -->\nb\n"
+                      "<!-- bench-recency:start -->\nstale 2g\n<!-- bench-recency:end -->\n"
                       "<!-- bench-targets:start -->\nkept\n<!-- bench-targets:end -->\n")
     assert bench.main(["--part", "seeds", "--device", "cpu", "--seeds", "0,1,2,3,4",
                        "--out", str(tmp_path / "b.json"), "--readme", str(readme)]) == 0
     text = readme.read_text()
-    assert "old" not in text and "kept" in text  # part 2b's section is not touched
+    assert "stale" not in text and "kept" in text  # part 2b's section is not touched
     assert "Measured by `make bench-seeds` (`--part seeds --seeds 0,1,2,3,4`)" in text
     assert "| + weight bandit (vs sample bandit alone) | rotated |" in text
     assert "| full_retrain minus replay, own default, lr 0.003 constant (target 1, its best" in text
+    assert "Part 2g, which arms the bandits pull" in text and "| bandit | chunk | 5 |" in text
 
 
 def test_bench_methods_part_splices_2b_and_2d_and_leaves_part_2f(tmp_path, monkeypatch):
     """``--part methods`` (as ``make bench``'s ``all``) writes parts 2b and 2d, the part 2d
-    table with its steps column, and does not touch part 2f's section."""
+    table with its steps column, and does not touch part 2f's or 2g's sections."""
     from paperlib.repro import bench_targets
 
     monkeypatch.setattr(bench_targets, "target_runs",
                         lambda device, seeds, profile: _fake_runs(seeds))
     readme = tmp_path / "R.md"
     readme.write_text("".join(f"<!-- bench-{k}:start -->\nold {k}\n<!-- bench-{k}:end -->\n"
-                              for k in ("targets", "attribution", "seeds")))
+                              for k in ("targets", "attribution", "seeds", "recency")))
     assert bench.main(["--part", "methods", "--device", "cpu", "--seeds", "0,1,2",
                        "--out", str(tmp_path / "b.json"), "--readme", str(readme)]) == 0
     text = readme.read_text()
-    assert "old targets" not in text and "old attribution" not in text and "old seeds" in text
+    assert "old targets" not in text and "old attribution" not in text
+    assert "old seeds" in text and "old recency" in text
     assert "| flops_vs_replay | steps_vs_replay |" in text
 
 

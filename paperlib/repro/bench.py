@@ -25,7 +25,9 @@ Part 2f - do parts 2b, 2c and 2d's 3-seed readings hold on more seeds? (:mod:`pa
 ``--part seeds`` only, not in ``all``; ``make bench-seeds``: seeds 0-9, 8-20 minutes on 2 CPU
 cores): every accuracy comparison of parts 2b and 2d, and target 1's gap at each method's best
 setting of part 2c (chosen on the first 3 seeds), over the first 3 seeds and over all, each with
-its 95 % t-interval.
+its 95 % t-interval. Part 2g (:mod:`paperlib.repro.bench_recency`, in the same run): on
+class-incremental MNIST, which arms the bandits pull at the end of the stream, against the
+final old-class accuracy, seed by seed.
 
 Part 2e - part 2b's two targets at the paper profile (:mod:`paperlib.repro.bench_paper`,
 ``--part paper`` only, not in ``all``: on 2 CPU cores about 40 minutes a seed for
@@ -63,6 +65,7 @@ from paperlib.engine.samples import NewOnly, SeenData, _Cycler
 from paperlib.engine.weights import AllWeights, FixedSubset, WeightBandit
 from paperlib.repro.bench_paper import PAPER_COLS
 from paperlib.repro.bench_reach import REACH_COLS
+from paperlib.repro.bench_recency import RECENCY_COLS
 from paperlib.repro.bench_seeds import SEED_COLS
 from paperlib.repro.bench_table import _fmt, _markdown, _print_table  # noqa: F401
 from paperlib.repro.bench_targets import ATTRIBUTION_COLS
@@ -284,6 +287,13 @@ def _measure(p: argparse.ArgumentParser, a: argparse.Namespace, device: torch.de
         out["seeds"] = (evaluate_seeds(out["seed_runs"], a.profile)
                         + evaluate_tuned(out["tuned_runs"], reference))
         _print_table(out["seeds"], SEED_COLS)
+        from paperlib.repro.bench_recency import evaluate_recency, recency_runs
+        from paperlib.repro.bench_targets import replay_budget
+
+        print("\n== Part 2g: which arms the bandits pull at the end, class-incremental MNIST ==")
+        out["recency_runs"] = recency_runs(device.type, seeds, a.profile, replay_budget(a.profile))
+        out["recency"] = evaluate_recency(out["recency_runs"])
+        _print_table(out["recency"], RECENCY_COLS)
     if a.part == "paper":  # not in "all": about 40-60 minutes a seed on 2 CPU cores
         from paperlib.repro.bench_paper import (
             evaluate_paper,
@@ -346,6 +356,16 @@ def _measure(p: argparse.ArgumentParser, a: argparse.Namespace, device: torch.de
                       "minus b's, mean ± sd over seeds of per-seed paired values, first over the "
                       f"first 3 seeds of {a.seeds}, then over all; ci95: half-width of the 95 % "
                       "t-interval of the mean; reading: where that interval lies):", SEED_COLS),
+            "recency": (f"Part 2g, which arms the bandits pull at the end of the stream "
+                        f"(class-incremental MNIST, profile {a.profile}, seeds {a.seeds}, at "
+                        "replay's budget; grouping: the sample bandit's past-data arms, arrival "
+                        "rounds or classes; old_pulls: share of the last round's steps whose "
+                        "memory rows come from an old-class arm (round 0, or classes 0-4), over "
+                        "the round and over its last 10 steps; final_old_acc: accuracy on "
+                        "classes 0-4 after the last round; minus_replay: final average accuracy "
+                        "minus replay's, same seed; mean ± sd over seeds; corr: Pearson's "
+                        "correlation across seeds of old_pulls with final_old_acc; low_seeds: "
+                        "seeds more than 3 points below replay):", RECENCY_COLS),
             "rivals": ("Part 3, rivals' cost per step relative to replay (MLP 784-256-256-10, "
                        "batch 64):", ["method", "flop_ratio", "time_ratio"]),
         }
@@ -354,12 +374,14 @@ def _measure(p: argparse.ArgumentParser, a: argparse.Namespace, device: torch.de
                 continue
             how = {"attribution": "seed by seed, one run per method",
                    "seeds": "seed by seed, one run per method",
+                   "recency": "seed by seed, one run per method and grouping",
                    "targets": "seed by seed, one run per method, and the runs whose seconds "
                               "are divided (data-incremental bandit and full_retrain) 3 times, "
                               "interleaved, median seconds",
                    "reach": "seed by seed, one run per method and setting"}.get(
                        key, f"medians of {a.repeats} interleaved repeats")
-            target, flags = (("make bench-seeds", f" --seeds {a.seeds}") if key == "seeds"
+            target, flags = (("make bench-seeds", f" --seeds {a.seeds}")
+                             if key in ("seeds", "recency")
                              else ("make bench", ""))
             md = [f"Measured by `{target}` (`--part {a.part}{flags}`) on {device.type} "
                   f"({out['threads']} threads, torch {out['torch']}); {how}.", "", title, "",

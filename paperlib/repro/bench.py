@@ -275,8 +275,9 @@ def _measure(p: argparse.ArgumentParser, a: argparse.Namespace, device: torch.de
         out["reach"] = evaluate_reach(out["reach_runs"], reference)
         _print_table(out["reach"], REACH_COLS)
     if a.part == "seeds":  # not in "all": parts 2b and 2d's runs on every seed, ~90 s a seed
+        from paperlib.repro.bench_recency import evaluate_recency, recency_runs
         from paperlib.repro.bench_seeds import evaluate_seeds, evaluate_tuned, tuned_runs
-        from paperlib.repro.bench_targets import target_runs
+        from paperlib.repro.bench_targets import replay_budget, target_runs
 
         if len(seeds) <= 3:  # checked before hours of runs, not after
             p.error(f"--part seeds compares the first 3 seeds with all: give more, got {a.seeds}")
@@ -287,9 +288,6 @@ def _measure(p: argparse.ArgumentParser, a: argparse.Namespace, device: torch.de
         out["seeds"] = (evaluate_seeds(out["seed_runs"], a.profile)
                         + evaluate_tuned(out["tuned_runs"], reference))
         _print_table(out["seeds"], SEED_COLS)
-        from paperlib.repro.bench_recency import evaluate_recency, recency_runs
-        from paperlib.repro.bench_targets import replay_budget
-
         print("\n== Part 2g: which arms the bandits pull at the end, class-incremental MNIST ==")
         out["recency_runs"] = recency_runs(device.type, seeds, a.profile, replay_budget(a.profile))
         out["recency"] = evaluate_recency(out["recency_runs"])

@@ -36,6 +36,7 @@ REACH_COLS = ["method", "lr", "lr_schedule", "accuracy", "gap_to_reference", "ga
               "flops_share", "seconds_share", "target_1", "best"]
 
 
+#: ``(lr, lr_schedule)``
 Setting = tuple[float, str]
 
 
@@ -91,7 +92,7 @@ def best_settings(rows: list[dict[str, Any]]) -> dict[str, tuple[str, float, str
             for m in dict.fromkeys(k[0] for k in by)}
 
 
-def evaluate_reach(rows: list[dict[str, Any]], reference: tuple[float, str]) -> list[dict[str, Any]]:
+def evaluate_reach(rows: list[dict[str, Any]], reference: Setting) -> list[dict[str, Any]]:
     """The table of part 2c; ``reference`` = the profile's ``(lr, lr_schedule)``."""
     by = _by_setting(rows)
     ref = by[("full_retrain", *reference)]
